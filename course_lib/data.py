@@ -1,0 +1,155 @@
+"""Token data: load the FineWeb token resource, cut it into sequences, split, compact, batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .paths import TOKENS_NAME, resource_path
+
+
+@dataclass
+class TokenResource:
+    """The flat token stream plus where each FineWeb document starts in it."""
+
+    tokens: torch.Tensor  # int64, shape (N,)
+    document_starts: list[int]
+    document_source_ids: list[int]
+
+    def document(self, i: int) -> torch.Tensor:
+        """Tokens of the i-th document (the last one may be cut short)."""
+        end = self.document_starts[i + 1] if i + 1 < len(self.document_starts) else len(self.tokens)
+        return self.tokens[self.document_starts[i] : end]
+
+
+def load_token_dataset():
+    """The Arrow dataset exactly as stored: ``ds[0]["input_ids"]`` is the flat token list."""
+    from datasets import load_from_disk
+
+    return load_from_disk(str(resource_path(TOKENS_NAME)))
+
+
+def load_token_resource() -> TokenResource:
+    row = load_token_dataset().with_format("numpy")[0]
+    return TokenResource(
+        tokens=torch.from_numpy(row["input_ids"].astype("int64")),
+        document_starts=row["document_starts"].tolist(),
+        document_source_ids=row["document_source_ids"].tolist(),
+    )
+
+
+def check_token_ids(tokens: torch.Tensor, vocab_size: int) -> None:
+    """Raise ValueError naming the first id that is negative or ≥ ``vocab_size``."""
+    if tokens.numel() == 0:
+        return
+    flat = tokens.reshape(-1)
+    bad = (flat < 0) | (flat >= vocab_size)
+    if bool(bad.any()):
+        pos = int(bad.nonzero()[0, 0])
+        raise ValueError(
+            f"token id {int(flat[pos])} at position {pos} is outside the vocabulary "
+            f"[0, {vocab_size}); size the model with a vocabulary that covers every id in the data "
+            f"(for Llama 3.2 use len(tokenizer) = 128256, not tokenizer.vocab_size = 128000)"
+        )
+
+
+class TokenChunkDataset(Dataset):
+    """Cut a flat token stream into non-overlapping sequences of ``seq_len`` tokens (seed 000).
+
+    The tail that does not fill a whole sequence is dropped. Each item is a LongTensor of shape
+    ``(seq_len,)``; the model shifts labels itself, so inputs and labels are the same tensor.
+    """
+
+    def __init__(self, tokens: torch.Tensor, seq_len: int, vocab_size: int):
+        tokens = torch.as_tensor(tokens)
+        if tokens.dtype.is_floating_point or tokens.dtype == torch.bool:
+            raise TypeError(f"tokens must be integer ids, got dtype {tokens.dtype}")
+        tokens = tokens.reshape(-1).long()
+        if int(seq_len) != seq_len or seq_len < 2:
+            raise ValueError(f"seq_len must be an integer ≥ 2, got {seq_len!r}")
+        if seq_len > tokens.numel():
+            raise ValueError(
+                f"seq_len={seq_len} is longer than the data ({tokens.numel():,} tokens); "
+                "use a shorter sequence length or more data"
+            )
+        check_token_ids(tokens, vocab_size)
+        usable = (tokens.numel() // seq_len) * seq_len
+        self.tokens = tokens[:usable]
+        self.seq_len = int(seq_len)
+        self.vocab_size = int(vocab_size)
+        self.num_sequences = usable // seq_len
+
+    def __len__(self) -> int:
+        return self.num_sequences
+
+    def __getitem__(self, idx: int) -> torch.Tensor:
+        if not -self.num_sequences <= idx < self.num_sequences:
+            raise IndexError(f"sequence {idx} out of range for {self.num_sequences} sequences")
+        idx %= self.num_sequences
+        start = idx * self.seq_len
+        return self.tokens[start : start + self.seq_len]
+
+
+def split_tokens(tokens: torch.Tensor, val_fraction: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hold out the last ``val_fraction`` of the stream (contiguous, so no sequence leaks across)."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    n_val = int(round(tokens.numel() * val_fraction))
+    cut = tokens.numel() - n_val
+    return tokens[:cut], tokens[cut:]
+
+
+class VocabMap:
+    """Vocabulary compaction: map the ids that occur in the data to 0..K-1 and back.
+
+    Training on compact ids gives a K-way softmax instead of 128,256-way; the LM head shrinks by the
+    same factor. Ids that never occur in the data could never be targets anyway, but the full model
+    also spends probability mass on them, so losses are close to, not equal to, full-vocabulary ones.
+    """
+
+    def __init__(self, ids_present: torch.Tensor):
+        self.original_ids = torch.unique(torch.as_tensor(ids_present).reshape(-1)).long()
+        self.size = int(self.original_ids.numel())
+        self._lookup = torch.full((int(self.original_ids.max()) + 1,), -1, dtype=torch.long)
+        self._lookup[self.original_ids] = torch.arange(self.size)
+
+    @classmethod
+    def from_tokens(cls, tokens: torch.Tensor) -> "VocabMap":
+        return cls(tokens)
+
+    def to_compact(self, tokens: torch.Tensor) -> torch.Tensor:
+        tokens = torch.as_tensor(tokens).long()
+        if tokens.numel() and (int(tokens.max()) >= self._lookup.numel() or int(tokens.min()) < 0):
+            raise ValueError("tokens contain ids that the vocabulary map has never seen")
+        out = self._lookup[tokens]
+        if bool((out < 0).any()):
+            raise ValueError("tokens contain ids that the vocabulary map has never seen")
+        return out
+
+    def to_original(self, compact: torch.Tensor) -> torch.Tensor:
+        return self.original_ids[torch.as_tensor(compact).long()]
+
+
+def make_loader(dataset: Dataset, batch_size: int, seed: int, shuffle: bool = True, drop_last: bool = True):
+    """A DataLoader whose shuffling depends only on ``seed``."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+    if drop_last and len(dataset) < batch_size:
+        raise ValueError(f"batch_size={batch_size} is larger than the dataset ({len(dataset)} sequences)")
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        drop_last=drop_last,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def batch_stream(dataset: Dataset, batch_size: int, seed: int, shuffle: bool = True):
+    """Endless batches: epoch ``e`` is shuffled with ``seed + e``, so any two runs see the same batches."""
+    epoch = 0
+    while True:
+        yield from make_loader(dataset, batch_size, seed + epoch, shuffle=shuffle)
+        epoch += 1

@@ -1,0 +1,179 @@
+"""Build the Korean and English notebooks from one bilingual source file each.
+
+A source ``notebooks/src/NN_topic.txt`` is a list of cells, each opened by a marker line:
+
+    #%% md          English markdown
+    #%% md-ko       Korean markdown for the English cell just before it (required)
+    #%% code        code, shared by both languages
+    #%% code-ko     optional Korean-commented version of the code cell just before it: it must be
+                    the same code apart from comments (checked)
+
+The build writes ``notebooks/en/NN_topic.ipynb`` and ``notebooks/ko/NN_topic.ipynb`` with the same
+cells in the same order, no outputs, the ``python3`` kernel, and two cells in front: an "Open in
+Colab" badge and a setup cell that installs the course on Colab only. So the two languages cannot
+drift apart, and the Colab cells always use ``course_lib.REPO_URL``.
+
+    python -m course_lib.nbtools            # rebuild every notebook from notebooks/src
+    python -m course_lib.nbtools --check    # fail if a notebook differs from its source
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import re
+import sys
+import tokenize
+from pathlib import Path
+
+from . import REPO_URL
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+LANGS = ("en", "ko")
+MARKER = re.compile(r"^#%% (md|md-ko|code|code-ko)\s*$")
+
+SETUP_CODE = f'''# Colab only: fetch the course (code and data) and install it. Elsewhere this cell does nothing.
+import os, subprocess, sys
+REPO_URL = "{REPO_URL}"
+if "google.colab" in sys.modules and not os.path.isdir("/content/course"):
+    subprocess.run(["git", "clone", "--depth", "1", REPO_URL, "/content/course"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/course"], check=True)
+if "google.colab" in sys.modules:
+    sys.path.insert(0, "/content/course")
+    os.environ.setdefault("COURSE_RESOURCE_DIR", "/content/course/resource")'''
+
+BADGE_TEXT = {
+    "en": "Run it in the cloud: the next cell installs the course when the notebook runs on Colab.",
+    "ko": "클라우드에서 실행하려면 배지를 누르세요. Colab에서 열면 다음 셀이 코스를 설치합니다.",
+}
+
+
+def colab_url(lang: str, filename: str) -> str:
+    path = REPO_URL.replace("https://github.com/", "")
+    return f"https://colab.research.google.com/github/{path}/blob/main/notebooks/{lang}/{filename}"
+
+
+def parse_source(text: str, name: str = "<source>") -> list[dict]:
+    """Split a source file into cells: dicts with kind, en, ko (ko is None for shared code)."""
+    cells: list[dict] = []
+    kind, lines = None, []
+
+    def flush():
+        if kind is None:
+            if any(line.strip() for line in lines):
+                raise ValueError(f"{name}: text before the first '#%%' marker")
+            return
+        body = "\n".join(lines).strip("\n")
+        if kind == "md":
+            cells.append({"kind": "markdown", "en": body, "ko": None})
+        elif kind == "code":
+            cells.append({"kind": "code", "en": body, "ko": body})
+        else:
+            expect = "markdown" if kind == "md-ko" else "code"
+            if not cells or cells[-1]["kind"] != expect:
+                raise ValueError(f"{name}: '#%% {kind}' must follow a '#%% {kind[:-3]}' cell")
+            if kind == "md-ko" and cells[-1]["ko"] is not None:
+                raise ValueError(f"{name}: two Korean cells for one English cell")
+            cells[-1]["ko"] = body
+
+    for line in text.splitlines():
+        match = MARKER.match(line)
+        if match:
+            flush()
+            kind, lines = match.group(1), []
+        else:
+            lines.append(line)
+    flush()
+    for i, cell in enumerate(cells):
+        if cell["kind"] == "markdown" and cell["ko"] is None:
+            raise ValueError(f"{name}: markdown cell {i} has no '#%% md-ko' translation")
+        if cell["kind"] == "code" and code_without_comments(cell["en"]) != code_without_comments(cell["ko"]):
+            raise ValueError(f"{name}: the Korean version of code cell {i} changes code, not only comments")
+    return cells
+
+
+def code_without_comments(source: str) -> str:
+    """The code with comments and blank lines removed (for comparing the two languages)."""
+    lines = source.splitlines()
+    if any(line.lstrip().startswith(("%", "!")) for line in lines):  # IPython magics: compare as text
+        return "\n".join(re.sub(r"\s+#.*$", "", line).rstrip() for line in lines if line.strip()
+                         and not line.lstrip().startswith("#"))
+    out = []
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return source
+    for tok in tokens:
+        if tok.type in (tokenize.COMMENT, tokenize.NL):
+            continue
+        out.append((tok.type, tok.string))
+    return repr(out)
+
+
+def _cell(kind: str, text: str) -> dict:
+    cell = {"cell_type": kind, "metadata": {}, "source": text.splitlines(keepends=True)}
+    if kind == "code":
+        cell["execution_count"] = None
+        cell["outputs"] = []
+    return cell
+
+
+def build_notebook(cells: list[dict], lang: str, filename: str) -> dict:
+    badge = (
+        f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(lang, filename)})\n\n"
+        f"{BADGE_TEXT[lang]}"
+    )
+    nb_cells = [_cell("markdown", badge), _cell("code", SETUP_CODE)]
+    for cell in cells:
+        nb_cells.append(_cell(cell["kind"], cell[lang]))
+    for i, cell in enumerate(nb_cells):
+        cell["id"] = f"{lang}-{i:03d}"
+    return {
+        "cells": nb_cells,
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+            "colab": {"provenance": []},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+def dumps(nb: dict) -> str:
+    return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+
+
+def expected_notebooks(root: Path = NOTEBOOKS) -> dict[Path, str]:
+    """Every notebook file the sources produce, with its exact text."""
+    out = {}
+    for src in sorted((root / "src").glob("*.txt")):
+        cells = parse_source(src.read_text(encoding="utf-8"), src.name)
+        filename = src.stem + ".ipynb"
+        for lang in LANGS:
+            out[root / lang / filename] = dumps(build_notebook(cells, lang, filename))
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Build notebooks/en and notebooks/ko from notebooks/src.")
+    parser.add_argument("--check", action="store_true", help="only report notebooks that are out of date")
+    args = parser.parse_args(argv)
+    stale = []
+    for path, text in expected_notebooks().items():
+        current = path.read_text(encoding="utf-8") if path.exists() else None
+        if current != text:
+            stale.append(path)
+            if not args.check:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text, encoding="utf-8")
+    verb = "out of date" if args.check else "written"
+    for path in stale:
+        print(f"{verb}: {path.relative_to(ROOT)}")
+    return 1 if (args.check and stale) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

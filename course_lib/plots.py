@@ -1,0 +1,57 @@
+"""Plots: moving averages and loss curves."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+
+def moving_average(values: Sequence[float], window: int = 5) -> np.ndarray:
+    """Mean of each run of ``window`` consecutive values (seed 000's 'valid' convolution).
+
+    The result has ``len(values) - window + 1`` entries; element i averages values[i : i + window].
+    Shorter inputs are returned unchanged.
+    """
+    if int(window) != window or window < 1:
+        raise ValueError(f"window must be a positive integer, got {window!r}")
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim != 1:
+        raise ValueError(f"values must be 1-D, got shape {array.shape}")
+    if len(array) < window:
+        return array
+    return np.convolve(array, np.ones(window) / window, mode="valid")
+
+
+def plot_loss_curves(
+    curves: Mapping[str, Sequence[float]],
+    window: int = 5,
+    ax=None,
+    title: str | None = None,
+    val_curves: Mapping[str, tuple[Sequence[int], Sequence[float]]] | None = None,
+    ylabel: str = "loss (moving average)",
+):
+    """Plot the ``window``-step moving average of each train-loss curve against the step number.
+
+    The average over steps s-window+1..s is drawn at step s (steps count from 1). Optional
+    ``val_curves`` map a name to (steps, losses) drawn as dashed lines with markers.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4))
+    colors = {}
+    for name, losses in curves.items():
+        smooth = moving_average(losses, window)
+        first = len(losses) - len(smooth) + 1
+        (line,) = ax.plot(np.arange(first, len(losses) + 1), smooth, label=name)
+        colors[name] = line.get_color()
+    for name, (steps, losses) in (val_curves or {}).items():
+        ax.plot(steps, losses, "--o", markersize=3, color=colors.get(name), label=f"{name} (held-out)")
+    ax.set_xlabel("training step")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(True, alpha=0.25)
+    ax.legend()
+    return ax
