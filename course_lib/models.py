@@ -106,14 +106,15 @@ class LinearCrossEntropy(torch.autograd.Function):
     def forward(ctx, hidden, weight, targets, chunk_size: int = 256):
         valid = targets != -100
         count = int(valid.sum())
-        grad_hidden = torch.empty_like(hidden, dtype=torch.float32)
-        grad_weight = torch.zeros_like(weight, dtype=torch.float32)
-        total = hidden.new_zeros((), dtype=torch.float32)
+        acc = torch.promote_types(hidden.dtype, torch.float32)  # fp32 at least, fp64 stays fp64
+        grad_hidden = torch.empty_like(hidden, dtype=acc)
+        grad_weight = torch.zeros_like(weight, dtype=acc)
+        total = hidden.new_zeros((), dtype=acc)
         for start in range(0, hidden.shape[0], chunk_size):
             h = hidden[start : start + chunk_size]
             t = targets[start : start + chunk_size]
             ok = valid[start : start + chunk_size]
-            logits = (h @ weight.T).float()
+            logits = (h @ weight.T).to(acc)
             rows = torch.arange(len(t), device=t.device)
             safe_t = t.clamp(min=0)
             target_logit = logits[rows, safe_t]
@@ -124,9 +125,9 @@ class LinearCrossEntropy(torch.autograd.Function):
             total += ((lse - target_logit) * ok).sum()
             probs.div_(sums)
             probs[rows, safe_t] -= 1.0
-            probs.mul_((ok.float() / max(count, 1)).unsqueeze(-1))
-            grad_hidden[start : start + chunk_size] = probs @ weight.float()
-            grad_weight.addmm_(probs.T, h.float())
+            probs.mul_((ok.to(acc) / max(count, 1)).unsqueeze(-1))
+            grad_hidden[start : start + chunk_size] = probs @ weight.to(acc)
+            grad_weight.addmm_(probs.T, h.to(acc))
         ctx.save_for_backward(grad_hidden.to(hidden.dtype), grad_weight.to(weight.dtype))
         return total / max(count, 1)
 

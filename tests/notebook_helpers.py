@@ -1,0 +1,67 @@
+"""Shared helpers for tests that execute notebooks or their student copies."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+from course_lib.assignments import BEGIN, END, student_notebook
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def load(path: Path) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def solution_lines(nb: dict) -> list[str]:
+    """Non-blank lines strictly inside solution blocks."""
+    lines = []
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        inside = False
+        for line in "".join(cell["source"]).splitlines():
+            if line.strip() == BEGIN:
+                inside = True
+            elif line.strip() == END:
+                inside = False
+            elif inside and line.strip():
+                lines.append(line.strip())
+    return lines
+
+
+def execute(nb: dict, cwd: Path, timeout: int = 600) -> tuple[int | None, BaseException | None]:
+    """Run a notebook dict in ``cwd`` with COURSE_QUICK=1. Returns (index of the failing cell, error)."""
+    os.environ["COURSE_QUICK"] = "1"
+    node = nbformat.from_dict(nb)
+    client = NotebookClient(node, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
+    try:
+        client.execute()
+    except CellExecutionError as err:
+        failing = next((i for i, c in enumerate(node.cells) if c.cell_type == "code" and any(
+            o.get("output_type") == "error" for o in c.get("outputs", []))), None)
+        return failing, err
+    return None, None
+
+
+def assert_student_copy_stops_at_first_todo(path: Path) -> None:
+    """The student copy runs until the first TODO and stops there with NotImplementedError;
+    no line of any solution survives in it."""
+    solution_nb = load(path)
+    student = student_notebook(solution_nb)
+    text = json.dumps(student)
+    leaked = [line for line in solution_lines(solution_nb) if len(line) > 12 and json.dumps(line)[1:-1] in text]
+    assert not leaked, f"solution lines left in the student copy of {path.name}: {leaked[:3]}"
+    first_todo = next(i for i, c in enumerate(student["cells"]) if c["cell_type"] == "code"
+                      and "raise NotImplementedError()" in "".join(c["source"]))
+    failing, err = execute(student, path.parent)
+    assert err is not None, f"the student copy of {path.name} ran to the end"
+    assert "NotImplementedError" in str(err), f"{path.name}: stopped with {err!s:.300}"
+    assert failing == first_todo, f"{path.name}: stopped at cell {failing}, first TODO is cell {first_todo}"

@@ -1,0 +1,101 @@
+"""TransformerForCausalLM against transformers.LlamaForCausalLM, SDPA against eager, and input checks.
+
+Tolerances (fp32): logits and loss within 1e-5 absolute of LlamaForCausalLM with the same weights;
+SDPA within 1e-5 of eager; the chunked LM-head loss and its gradients within 1e-5 of the plain path.
+"""
+
+import pytest
+import torch
+
+from course_lib.models import LinearCrossEntropy, TransformerConfig, TransformerForCausalLM
+
+SMALL = dict(vocab_size=1000, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+             num_key_value_heads=2, max_position_embeddings=48)
+
+
+def make(**overrides):
+    torch.manual_seed(0)
+    return TransformerForCausalLM(TransformerConfig(**{**SMALL, **overrides}))
+
+
+@pytest.mark.parametrize("kv_heads,tie", [(2, False), (4, False), (1, True)])
+def test_matches_llama_for_causal_lm(kv_heads, tie):
+    from transformers import LlamaForCausalLM
+
+    model = make(num_key_value_heads=kv_heads, tie_word_embeddings=tie).eval()
+    llama_config = model.config.to_llama_config()
+    llama_config._attn_implementation = "eager"
+    reference = LlamaForCausalLM(llama_config).eval()
+    reference.load_state_dict(model.state_dict(), strict=not tie)
+    x = torch.randint(0, SMALL["vocab_size"], (3, 48))
+    labels = x.clone()
+    labels[0, :7] = -100
+    with torch.no_grad():
+        ours = model(x, labels=labels)
+        theirs = reference(input_ids=x, labels=labels)
+    torch.testing.assert_close(ours.logits, theirs.logits, atol=1e-5, rtol=0)
+    torch.testing.assert_close(ours.loss, theirs.loss, atol=1e-5, rtol=0)
+
+
+def test_sdpa_equals_eager():
+    eager = make().eval()
+    sdpa = TransformerForCausalLM(TransformerConfig(**{**SMALL, "attn_implementation": "sdpa"})).eval()
+    sdpa.load_state_dict(eager.state_dict())
+    x = torch.randint(0, SMALL["vocab_size"], (2, 40))
+    with torch.no_grad():
+        a, b = eager(x, labels=x), sdpa(x, labels=x)
+    torch.testing.assert_close(a.logits, b.logits, atol=1e-5, rtol=0)
+    torch.testing.assert_close(a.loss, b.loss, atol=1e-5, rtol=0)
+
+
+def test_chunked_loss_and_grads_equal_plain_path():
+    model = make()
+    x = torch.randint(0, SMALL["vocab_size"], (4, 48))
+    labels = x.clone()
+    labels[1, 10:20] = -100
+    plain = model(x, labels=labels)
+    plain.loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    fused = model(x, labels=labels, return_logits=False)
+    assert fused.logits is None
+    fused.loss.backward()
+    torch.testing.assert_close(fused.loss, plain.loss, atol=1e-5, rtol=0)
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, grads[name], atol=1e-5, rtol=0, msg=name)
+
+
+def test_linear_cross_entropy_chunking_does_not_matter():
+    torch.manual_seed(1)
+    h, w = torch.randn(300, 16, dtype=torch.float64), torch.randn(50, 16, dtype=torch.float64)
+    t = torch.randint(0, 50, (300,))
+    losses = [LinearCrossEntropy.apply(h, w, t, c) for c in (7, 64, 300)]
+    ref = torch.nn.functional.cross_entropy(h @ w.T, t)
+    for loss in losses:
+        torch.testing.assert_close(loss, ref, atol=1e-12, rtol=0)
+
+
+def test_initial_loss_is_log_vocab():
+    model = make()
+    x = torch.randint(0, SMALL["vocab_size"], (4, 48))
+    with torch.no_grad():
+        loss = model(x, labels=x).loss.item()
+    assert abs(loss - torch.log(torch.tensor(1000.0)).item()) < 0.05
+
+
+def test_bad_inputs_raise_clear_errors():
+    model = make()
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        model(torch.tensor([[1, 2, 1000]]))
+    with pytest.raises(ValueError, match="exceeds max_position_embeddings"):
+        model(torch.zeros(1, 49, dtype=torch.long))
+    with pytest.raises(ValueError, match="shape"):
+        model(torch.zeros(5, dtype=torch.long))
+
+
+@pytest.mark.parametrize("bad", [dict(hidden_size=65), dict(num_key_value_heads=3), dict(vocab_size=0),
+                                 dict(attn_implementation="flash"), dict(attention_dropout=1.5),
+                                 dict(base_model_name_or_path="meta-llama/Llama-3.2-1B")])
+def test_invalid_config(bad):
+    with pytest.raises(ValueError):
+        TransformerConfig(**{**SMALL, **bad})
