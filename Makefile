@@ -1,0 +1,51 @@
+# Every target sets up what it needs: `make lab` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NBMAKE_TIMEOUT ?= 900
+
+.PHONY: setup lab test test-unit test-notebooks compare compare-full student notebooks benchmark clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install -r requirements.txt
+	touch $(STAMP)
+
+## open the course in JupyterLab
+lab: setup
+	$(PY) -m jupyter lab notebooks/
+
+## the whole test suite: unit tests + every notebook (ko and en) in quick mode
+test: setup
+	COURSE_QUICK=1 $(PY) -m pytest tests notebooks/en notebooks/ko --nbmake --nbmake-timeout=$(NBMAKE_TIMEOUT) -p no:cacheprovider
+
+test-unit: setup
+	COURSE_QUICK=1 $(PY) -m pytest tests -p no:cacheprovider
+
+test-notebooks: setup
+	COURSE_QUICK=1 $(PY) -m pytest notebooks/en notebooks/ko --nbmake --nbmake-timeout=$(NBMAKE_TIMEOUT) -p no:cacheprovider
+
+## the capstone, headless: PNG + JSON under outputs/capstone
+compare: setup
+	$(PY) -m course_lib.capstone --out outputs/capstone
+
+compare-full: setup
+	$(PY) -m course_lib.capstone --vocab full --out outputs/capstone
+
+## student copies of every notebook under student/
+student: setup
+	$(PY) -m course_lib.assignments --out student
+
+## rebuild notebooks/en and notebooks/ko from notebooks/src
+notebooks: setup
+	$(PY) -m course_lib.nbtools
+
+benchmark: setup
+	$(PY) benchmarks/bench_capstone.py
+
+clean:
+	rm -rf $(VENV) student outputs .pytest_cache
