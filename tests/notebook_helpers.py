@@ -40,7 +40,7 @@ def solution_lines(nb: dict) -> list[str]:
 def execute(nb: dict, cwd: Path, timeout: int = 600) -> tuple[int | None, BaseException | None]:
     """Run a notebook dict in ``cwd`` with COURSE_QUICK=1. Returns (index of the failing cell, error)."""
     os.environ["COURSE_QUICK"] = "1"
-    node = nbformat.from_dict(nb)
+    node = nbformat.reads(json.dumps(nb), as_version=4)  # joins list-of-lines sources
     client = NotebookClient(node, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
     try:
         client.execute()
