@@ -13,6 +13,9 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install -r requirements.txt
+	# Microsoft's mup (the μP reference of notebook 06's tests) imports only torch and numpy, but its
+	# metadata asks for torchvision, which would replace the pinned torch: install it without deps.
+	$(PY) -m pip install --no-deps mup
 	touch $(STAMP)
 
 ## open the course in JupyterLab

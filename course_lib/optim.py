@@ -197,6 +197,11 @@ def muon_lr_scale(shape, adjust_lr_fn: str | None = "original") -> float:
     raise ValueError(f"Unknown adjust_lr_fn {adjust_lr_fn!r}; use 'original' or 'match_rms_adamw'")
 
 
+def _check_ns_steps(ns_steps) -> None:
+    if isinstance(ns_steps, bool) or not isinstance(ns_steps, (int, float)) or int(ns_steps) != ns_steps or ns_steps < 0:
+        raise ValueError(f"Invalid ns_steps: {ns_steps} (must be an integer ≥ 0)")
+
+
 def muon_update(param, grad, momentum_buffer, lr, momentum, weight_decay, nesterov=True, ns_steps=5,
                 adjust_lr_fn="original", ns_dtype=None, eps=1e-7) -> None:
     """One Muon step on one parameter, in place (the order of torch.optim.Muon).
@@ -221,8 +226,7 @@ class Muon(torch.optim.Optimizer):
     def __init__(self, params, lr=2e-2, weight_decay=0.01, momentum=0.95, nesterov=True, ns_steps=5,
                  adjust_lr_fn="original", ns_dtype=None, eps=1e-7):
         _check_hparams(lr, weight_decay=weight_decay, momentum=momentum, eps=eps)
-        if int(ns_steps) != ns_steps or ns_steps < 0:
-            raise ValueError(f"Invalid ns_steps: {ns_steps} (must be an integer ≥ 0)")
+        _check_ns_steps(ns_steps)
         muon_lr_scale((2, 2), adjust_lr_fn)  # validates the name
         defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
                         ns_steps=int(ns_steps), adjust_lr_fn=adjust_lr_fn, ns_dtype=ns_dtype, eps=eps)
@@ -283,7 +287,8 @@ class MuonWithAdamW(torch.optim.Optimizer):
                 g.setdefault("adjust_lr_fn", "original")
                 g.setdefault("ns_dtype", None)
                 g.setdefault("eps", 1e-7)
-                _check_hparams(g["lr"], weight_decay=g["weight_decay"], momentum=g["momentum"])
+                _check_hparams(g["lr"], weight_decay=g["weight_decay"], momentum=g["momentum"], eps=g["eps"])
+                _check_ns_steps(g["ns_steps"])
                 muon_lr_scale((2, 2), g["adjust_lr_fn"])
             else:
                 g["use_muon"] = False
@@ -346,3 +351,52 @@ def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
                 total += value.numel() * value.element_size()
     return total
 
+
+
+# ------------------------------------------------------------------------------------------ Lion
+
+
+def lion_update(param: Tensor, grad: Tensor, exp_avg: Tensor, lr: float, beta1: float, beta2: float,
+                weight_decay: float) -> None:
+    """One Lion step on one tensor, in place (Chen et al. 2023, "Symbolic Discovery of Optimization
+    Algorithms", Algorithm 2).
+
+    θ ← θ·(1 − lr·λ);  θ ← θ − lr·sign(β₁·m + (1−β₁)·g);  m ← β₂·m + (1−β₂)·g.
+    The sign is taken of an interpolation that uses β₁; the momentum kept for the next step uses β₂.
+    Every coordinate moves by exactly lr (or 0 where the interpolation is exactly 0). The operation
+    order is lion-pytorch's, which makes the result bitwise identical to ``lion_pytorch.Lion``.
+    """
+    if weight_decay != 0:
+        param.mul_(1 - lr * weight_decay)
+    update = exp_avg.clone().mul_(beta1).add_(grad, alpha=1 - beta1).sign_()
+    param.add_(update, alpha=-lr)
+    exp_avg.mul_(beta2).add_(grad, alpha=1 - beta2)
+
+
+class Lion(torch.optim.Optimizer):
+    """Lion with lion-pytorch's signature and results: one state tensor (``exp_avg``) per parameter,
+    half of AdamW's optimizer memory. Typical settings: lr 3–10× smaller than AdamW's and weight decay
+    3–10× larger, so that lr·λ stays about the same (Chen et al. 2023, §5)."""
+
+    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0):
+        _check_hparams(lr, betas=betas, weight_decay=weight_decay)
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError("Lion does not support sparse gradients")
+                state = self.state[p]
+                if not state:
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                lion_update(p, p.grad, state["exp_avg"], group["lr"], beta1, beta2, group["weight_decay"])
+        return loss

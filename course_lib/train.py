@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Iterator
+from dataclasses import asdict, dataclass, field, fields
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -38,6 +39,21 @@ class TrainResult:
         out = asdict(self)
         out["tokens_per_s"] = self.tokens_per_s
         return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainResult":
+        """Inverse of ``to_dict`` (derived keys such as ``tokens_per_s`` are ignored)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in data.items() if k in names})
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The plain module inside DistributedDataParallel (``.module``) and/or torch.compile (``._orig_mod``)."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
 
 
 @torch.no_grad()
@@ -73,6 +89,11 @@ def train(
     device=None,
     progress: bool = True,
     name: str = "run",
+    accum_steps: int = 1,
+    dist_context=None,
+    autocast_dtype: torch.dtype | None = None,
+    result: TrainResult | None = None,
+    on_step: Callable[[int, TrainResult], None] | None = None,
 ) -> TrainResult:
     """Train for ``steps`` optimizer steps on ``batches`` (an iterator of (batch, seq) id tensors).
 
@@ -80,6 +101,20 @@ def train(
     ``clip_norm`` (None or 0 turns clipping off), optimizer step, scheduler step. Records the train
     loss and pre-clip gradient norm every step and the held-out loss every ``eval_every`` steps and
     at the end. Stops with FloatingPointError naming the step if the loss is not finite.
+
+    Scaling up (all optional; the defaults give the single-process loop above, unchanged):
+
+    - ``accum_steps``: each batch is cut into that many equal micro-batches whose gradients add up
+      (each micro-batch loss weighted by its share of the tokens), then one optimizer step.
+    - ``dist_context`` (``course_lib.distributed.DistContext``) with ``model`` wrapped in
+      DistributedDataParallel: each batch from ``batches`` is the *global* batch; this rank keeps
+      its contiguous shard, DDP averages the gradients in backward (only on the last micro-batch;
+      ``no_sync`` before it), and the recorded loss is the token-weighted mean over all ranks. Only
+      rank 0 evaluates (``val_dataset``) and shows progress.
+    - ``autocast_dtype`` (e.g. ``torch.bfloat16`` on CUDA): forward passes under ``torch.autocast``.
+    - ``result``: a history to continue (resuming from a checkpoint): training starts at step
+      ``len(result.train_loss) + 1`` and ``steps`` is the total.
+    - ``on_step(step, result)``: called after every step (checkpointing, logging).
     """
     if int(steps) != steps or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
@@ -87,31 +122,43 @@ def train(
         raise ValueError(f"clip_norm must be ≥ 0 or None, got {clip_norm}")
     if eval_every < 0:
         raise ValueError(f"eval_every must be ≥ 0, got {eval_every}")
-    device = device or next(model.parameters()).device
-    result = TrainResult(name=name)
+    if int(accum_steps) != accum_steps or accum_steps < 1:
+        raise ValueError(f"accum_steps must be a positive integer, got {accum_steps!r}")
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    is_main = dist_context is None or dist_context.is_main
+    result = TrainResult(name=name) if result is None else result
+    first_step = len(result.train_loss) + 1
+    if first_step > steps + 1:
+        raise ValueError(f"the history to continue already has {first_step - 1} steps, more than steps={steps}")
     bar = None
-    if progress:
+    if progress and is_main:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=steps, desc=name, leave=False)
+        bar = tqdm(total=steps, initial=first_step - 1, desc=name, leave=False)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
+    simple = accum_steps == 1 and dist_context is None and autocast_dtype is None
     start = time.perf_counter()
-    for step in range(1, steps + 1):
+    seconds_before = result.seconds
+    for step in range(first_step, steps + 1):
         try:
             batch = next(batches)
         except StopIteration as err:
             raise ValueError(f"the batch iterator ran out after {step - 1} of {steps} steps") from err
         batch = batch.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
-        loss = model(batch, labels=batch, return_logits=False).loss
-        loss_value = loss.item()
+        if simple:  # the original single-process step, operation for operation
+            loss = model(batch, labels=batch, return_logits=False).loss
+            loss_value = loss.item()
+        else:
+            loss_value = _accumulate_gradients(model, batch, accum_steps, dist_context, autocast_dtype, device)
         if not math.isfinite(loss_value):
             raise FloatingPointError(
                 f"{name}: the loss is {loss_value} at step {step}; training stopped. Try a lower learning "
                 "rate, gradient clipping, or check the batch for bad data."
             )
-        loss.backward()
+        if simple:
+            loss.backward()
         if clip_norm:
             norm = torch.nn.utils.clip_grad_norm_(params, clip_norm)
         else:
@@ -123,17 +170,57 @@ def train(
         result.train_loss.append(loss_value)
         result.grad_norm.append(float(norm))
         result.tokens += batch.numel()
-        if val_dataset is not None and eval_every and (step % eval_every == 0 or step == steps):
+        if is_main and val_dataset is not None and eval_every and (step % eval_every == 0 or step == steps):
             elapsed = time.perf_counter()
             result.val_steps.append(step)
-            result.val_loss.append(evaluate(model, val_dataset, eval_batch_size, device))
+            with _autocast(device, autocast_dtype):
+                result.val_loss.append(evaluate(unwrap_model(model), val_dataset, eval_batch_size, device))
             start += time.perf_counter() - elapsed  # evaluation time is not training time
+        if on_step is not None:
+            elapsed = time.perf_counter()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            result.seconds = seconds_before + (elapsed - start)
+            on_step(step, result)
+            start += time.perf_counter() - elapsed  # checkpoint writing is not training time
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.3f}")
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    result.seconds = time.perf_counter() - start
+    result.seconds = seconds_before + time.perf_counter() - start
     if bar is not None:
         bar.close()
     return result
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def _accumulate_gradients(model, batch, accum_steps, dist_context, autocast_dtype, device) -> float:
+    """Forward/backward over this rank's micro-batches; returns the global token-weighted mean loss.
+
+    Each micro-batch loss is scaled by its share of the rank's target tokens, so the summed
+    gradient is the gradient of the rank's mean loss; DDP then averages over ranks (equal shards, so
+    that is the global mean). ``no_sync`` skips the all-reduce on all but the last micro-batch.
+    """
+    from .distributed import DistContext, global_mean, shard_rows, split_micro_batches
+
+    ctx = dist_context or DistContext()
+    shard = shard_rows(batch, ctx.rank, ctx.world_size)
+    micro_batches = split_micro_batches(shard, accum_steps)
+    counts = [mb.shape[0] * (mb.shape[1] - 1) for mb in micro_batches]  # targets per micro-batch
+    total_count = sum(counts)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    for i, (mb, n) in enumerate(zip(micro_batches, counts)):
+        last = i == len(micro_batches) - 1
+        sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
+        with sync:
+            with _autocast(device, autocast_dtype):
+                loss = model(mb, labels=mb, return_logits=False).loss
+            (loss * (n / total_count) if len(micro_batches) > 1 else loss).backward()
+        loss_sum += loss.detach().double() * n
+    return global_mean(loss_sum, total_count, ctx, device)
