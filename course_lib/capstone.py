@@ -207,13 +207,16 @@ def build_model(config: CapstoneConfig, vocab_size: int, device=None) -> Transfo
 def make_optimizer(config: CapstoneConfig, model, optimizer_name: str, lr: float | None = None, device=None):
     """The optimizer of one run, with the config's settings; returns (optimizer, lr).
 
-    On CUDA, torch.optim.AdamW uses its fused kernel and Muon's Newton–Schulz runs in bf16 (as
-    torch.optim.Muon does); the course's own AdamW is foreach (one kernel per operation for all
-    tensors) everywhere."""
-    cuda = torch.device(device or "cpu").type == "cuda"
+    torch.optim.AdamW uses its fused kernel (one pass over memory for the whole update) on CPUs and
+    CUDA GPUs: on the full 128,256-id vocabulary it steps about 6x faster than foreach on a CPU
+    (benchmarks/). On CUDA, Muon's Newton–Schulz runs in bf16 (as torch.optim.Muon does); the
+    course's own AdamW is foreach (one kernel per operation for all tensors) everywhere."""
+    device_type = torch.device(device or "cpu").type
+    cuda = device_type == "cuda"
     if optimizer_name in ("adamw", "torch_adamw"):
         lr = config.adamw_lr if lr is None else lr
-        extra = dict(fused=True) if cuda and optimizer_name == "torch_adamw" else {}
+        fused = optimizer_name == "torch_adamw" and device_type in ("cpu", "cuda")
+        extra = dict(fused=True) if fused else {}
         optimizer = build_optimizer(optimizer_name, model, lr=lr, betas=config.betas, weight_decay=config.weight_decay,
                                     **extra)
     elif optimizer_name in ("muon", "muon_all"):

@@ -51,6 +51,11 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: flo
     ``total_steps``; stays at ``min_ratio`` after that. Equals
     ``transformers.get_cosine_with_min_lr_schedule_with_warmup(min_lr_rate=min_ratio)`` for
     ``step ≤ total_steps`` (transformers keeps following the cosine back up after the end)."""
+    return _warmup_then_decay(step, warmup_steps, total_steps, min_ratio, "cosine")
+
+
+def _warmup_then_decay(step: int, warmup_steps: int, total_steps: int, min_ratio: float, shape: str) -> float:
+    """Linear warmup 0 → 1, then a ``shape`` decay from 1 to ``min_ratio`` at ``total_steps`` (and after)."""
     _check_steps(step=step, warmup_steps=warmup_steps, total_steps=total_steps)
     _check_ratio(min_ratio)
     if warmup_steps > total_steps:
@@ -58,7 +63,7 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: flo
     if step < warmup_steps:
         return step / max(1, warmup_steps)
     progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return min_ratio + (1.0 - min_ratio) * decay_shape(progress, "cosine")
+    return min_ratio + (1.0 - min_ratio) * decay_shape(progress, shape)
 
 
 def wsd(step: int, warmup_steps: int, stable_steps: int, decay_steps: int, min_ratio: float = 0.0,
@@ -96,14 +101,7 @@ def inverse_sqrt(step: int, warmup_steps: int, timescale: int | None = None) -> 
 def linear_warmup_decay(step: int, warmup_steps: int, total_steps: int, min_ratio: float = 0.0) -> float:
     """Linear warmup 0 → 1, then linear decay to ``min_ratio`` at ``total_steps`` (and after).
     With ``min_ratio=0`` equals ``transformers.get_linear_schedule_with_warmup``."""
-    _check_steps(step=step, warmup_steps=warmup_steps, total_steps=total_steps)
-    _check_ratio(min_ratio)
-    if warmup_steps > total_steps:
-        raise ValueError(f"warmup_steps={warmup_steps} is longer than total_steps={total_steps}")
-    if step < warmup_steps:
-        return step / max(1, warmup_steps)
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return min_ratio + (1.0 - min_ratio) * (1.0 - progress)
+    return _warmup_then_decay(step, warmup_steps, total_steps, min_ratio, "linear")
 
 
 def sgdr(step: int, period: int, period_mult: int = 1, min_ratio: float = 0.0) -> float:
