@@ -28,3 +28,19 @@ def test_command_writes_png_and_json(tmp_path):
         assert len(run["train_loss"]) == 3 and run["val_steps"][-1] == 3
     assert set(results["best"]) == {"adamw", "muon"}
     assert results["config"]["batch_size"] == 16 and results["config"]["seq_len"] == 128
+    table = (tmp_path / "capstone_compact.md").read_text()
+    assert table.strip() == capstone.results_table(results)
+    assert len(table.strip().splitlines()) == 2 + 2 + 3 + 2  # header, replica, held-out, best of each sweep
+
+
+def test_sweep_edge_flags_an_unbracketed_optimum():
+    from course_lib.capstone import sweep_edge
+
+    runs = {"0.001": None, "0.002": None, "0.004": None}
+    assert sweep_edge(runs, "0.001") and sweep_edge(runs, 0.004)
+    assert not sweep_edge(runs, "0.002")
+    assert not sweep_edge({"0.002": None}, "0.002")  # one point: nothing to bracket
+    defaults = CapstoneConfig()
+    assert defaults.adamw_lr in defaults.adamw_sweep and defaults.muon_lr in defaults.muon_sweep
+    assert min(defaults.adamw_sweep) < defaults.adamw_lr < max(defaults.adamw_sweep)
+    assert min(defaults.muon_sweep) < defaults.muon_lr < max(defaults.muon_sweep)

@@ -1,0 +1,34 @@
+"""README.md shows the committed capstone run and the measured speed, nothing left to fill in."""
+
+import json
+import re
+
+from course_lib.capstone import results_table
+
+from .notebook_helpers import ROOT
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+RESULTS = ROOT / "results"
+
+
+def test_no_placeholders_left():
+    assert "PLACEHOLDER" not in README
+
+
+def test_every_image_in_the_readme_exists():
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README)
+    assert images, "the README shows no figure"
+    missing = [p for p in images if not p.startswith("http") and not (ROOT / p).is_file()]
+    assert not missing, f"images the README shows but the repository lacks: {missing}"
+
+
+def test_results_table_is_the_committed_run():
+    results = json.loads((RESULTS / "capstone_compact.json").read_text())
+    assert results["config"]["steps"] == 200, "the README must show a full run, not quick mode"
+    assert results_table(results) in README, "README's results table differs from results/capstone_compact.json"
+
+
+def test_speed_figures_are_the_recorded_benchmark():
+    bench = json.loads((ROOT / "benchmarks" / "capstone_results.json").read_text())
+    baseline = next(r for r in bench["rows"] if r["setup"].startswith("baseline") and r["vocab"] == 128_256)
+    assert f"{baseline['step_s']:.2f} s" in README, "README's baseline step time is not the recorded one"
