@@ -539,7 +539,8 @@ def plot_capstone(results: dict, path: Path | None = None):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="AdamW vs Muon on 128k FineWeb tokens (the course capstone).",
+    parser = argparse.ArgumentParser(prog="python -m course_lib.capstone",
+                                     description="AdamW vs Muon on 128k FineWeb tokens (the course capstone).",
                                      epilog="Runs unchanged under torchrun --standalone --nproc_per_node=N "
                                             "(DistributedDataParallel, gloo on CPU, NCCL on GPU).")
     parser.add_argument("--vocab", choices=("compact", "full"), default="compact")
