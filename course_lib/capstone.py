@@ -500,14 +500,9 @@ def results_table(results: dict) -> str:
 
 def plot_capstone(results: dict, path: Path | None = None):
     """Three panels: seed replica (train MA), held-out comparison, LR sweep."""
-    import matplotlib
+    from .plots import finish_figure, plot_loss_curves, pyplot_for
 
-    if path is not None:
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .plots import plot_loss_curves
-
+    plt = pyplot_for(path)
     window = results["config"]["window"]
     panels = 3 if results.get("sweep", {}).get("adamw") else 2
     fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.2))
@@ -531,11 +526,7 @@ def plot_capstone(results: dict, path: Path | None = None):
         ax.legend()
     fig.suptitle(f"AdamW vs Muon on 128k FineWeb tokens ({results['config']['vocab']} vocabulary, "
                  f"{results['vocab_size']:,} ids, {results['config']['steps']} steps)")
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-    return fig
+    return finish_figure(fig, path)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -619,12 +610,11 @@ def main(argv=None) -> int:
         if ctx.is_main:  # only rank 0 writes
             args.out.mkdir(parents=True, exist_ok=True)
             (args.out / f"{stem}.json").write_text(json.dumps(results, indent=1))
-            if "replica" in results:
-                (args.out / f"{stem}.md").write_text(results_table(results) + "\n")
             if "runs" in results:
                 plot_runs(results, args.out / f"{stem}.png")
             else:
                 plot_capstone(results, args.out / f"{stem}.png")
+                (args.out / f"{stem}.md").write_text(results_table(results) + "\n")
             print(f"wrote {args.out / (stem + '.json')} and {args.out / (stem + '.png')} in "
                   f"{results['wall_seconds']:.0f} s")
         barrier(ctx)
@@ -659,25 +649,16 @@ def _main_resume(args, ctx: DistContext, device) -> int:
 
 def plot_runs(results: dict, path: Path | None = None):
     """Train loss (moving average) and held-out loss of each run of ``run_pair``."""
-    import matplotlib
+    from .plots import finish_figure, plot_loss_curves, pyplot_for
 
-    if path is not None:
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .plots import plot_loss_curves
-
+    plt = pyplot_for(path)
     runs = results["runs"]
     fig, ax = plt.subplots(figsize=(7, 4.2))
     plot_loss_curves({LABELS.get(k, k): v["train_loss"] for k, v in runs.items()}, results["config"]["window"], ax=ax,
                      val_curves={LABELS.get(k, k): (v["val_steps"], v["val_loss"]) for k, v in runs.items()},
                      title=f"{results['config']['preset'] or 'capstone'}: {results['world_size']} process(es), "
                            f"batch {results['config']['batch_size']} x {results['config']['seq_len']}")
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-    return fig
+    return finish_figure(fig, path)
 
 
 if __name__ == "__main__":

@@ -55,3 +55,25 @@ def plot_loss_curves(
     ax.grid(True, alpha=0.25)
     ax.legend()
     return ax
+
+
+def pyplot_for(path=None):
+    """``matplotlib.pyplot``, switched to the file-only Agg backend when the figure goes to ``path``
+    (headless runs: the capstone command, CI)."""
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def finish_figure(fig, path=None, dpi: int = 120):
+    """Tight layout; if ``path`` is given, write the figure there and close it. Returns ``fig``."""
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=dpi)
+        pyplot_for(path).close(fig)
+    return fig
+
