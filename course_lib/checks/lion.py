@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 
 from ..optim import lion_update
+from .optim import _call_student, _case_params, _check_frozen, _scripted_grad
 from .report import CheckReport
 
 #: Tolerance on the parameters after the whole run (ties left out, see the module docstring). A correct
@@ -56,15 +57,6 @@ LION_HINT = ("Lion, in this order for each parameter with a gradient: (1) decoup
              "lr/betas/weight_decay come from each param group.")
 
 
-def _call_student(fn, what: str):
-    try:
-        return fn()
-    except (NotImplementedError, AssertionError):
-        raise
-    except Exception as err:  # noqa: BLE001 - any crash of the student's code is a failed check
-        raise AssertionError(f"{what} raised {type(err).__name__}: {err}. {LION_HINT}") from err
-
-
 def _first_step_hint(step: int) -> str:
     if step == 1:
         return ("Already the first step differs, before the momentum can matter: look at the sign (θ − lr·sign), "
@@ -79,14 +71,9 @@ def _lion_case(optimizer_class, case, report: CheckReport, seed: int) -> None:
     import lion_pytorch
 
     gen = torch.Generator().manual_seed(seed)
-    dtype, n_groups = case["dtype"], len(case["groups"])
-    init = [[torch.randn(s, generator=gen, dtype=dtype) for s in LION_SHAPES] for _ in range(n_groups)]
-    frozen_init = torch.randn(4, 3, generator=gen, dtype=dtype)
-    student = [[x.clone().requires_grad_() for x in g] for g in init]
-    frozen = frozen_init.clone().requires_grad_()  # in the first group, never gets a gradient
-    groups = [dict(params=ps + ([frozen] if i == 0 else []), **hp)
-              for i, (ps, hp) in enumerate(zip(student, case["groups"]))]
-    opt = _call_student(lambda: optimizer_class(groups, **case["groups"][0]), "creating your optimizer")
+    dtype = case["dtype"]
+    init, student, frozen, frozen_init, groups = _case_params(case, LION_SHAPES, gen)
+    opt = _call_student(lambda: optimizer_class(groups, **case["groups"][0]), "creating your optimizer", LION_HINT)
     # reference 1: lion_update by hand (also gives the interpolation, for the tie mask)
     refs = [[x.clone() for x in g] for g in init]
     moms = [[torch.zeros_like(x) for x in g] for g in init]
@@ -100,12 +87,7 @@ def _lion_case(optimizer_class, case, report: CheckReport, seed: int) -> None:
         for gi, hp in enumerate(case["groups"]):
             b1, b2 = hp["betas"]
             for pi, p in enumerate(student[gi]):
-                if pi == 1 and step % 3 == 0:  # sometimes no gradient: the tensor must be skipped
-                    grad = None
-                elif step == 4 or (case.get("zero_first") and pi == 2 and step == 1):
-                    grad = torch.zeros_like(p)  # a zero gradient: the momentum still moves the weights
-                else:
-                    grad = torch.randn(p.shape, generator=gen, dtype=dtype) * case["grad_scale"]
+                grad = _scripted_grad(p, pi, step, case, gen)
                 p.grad = None if grad is None else grad.clone()
                 lp[gi][pi].grad = None if grad is None else grad.clone()
                 if grad is None:
@@ -115,7 +97,7 @@ def _lion_case(optimizer_class, case, report: CheckReport, seed: int) -> None:
                 scale = m.abs() * b1 + grad.abs() * (1 - b1)
                 ties[gi][pi] |= (c != 0) & (c.abs() <= TIE_RTOL[dtype] * scale)
                 lion_update(refs[gi][pi], grad, m, hp["lr"], b1, b2, hp["weight_decay"])
-        _call_student(opt.step, f"your step() (step {step}, case: {case['name']})")
+        _call_student(opt.step, f"your step() (step {step}, case: {case['name']})", LION_HINT)
         lp_opt.step()
         if first_bad is None:
             for g_s, g_r, g_t in zip(student, refs, ties):
@@ -134,12 +116,7 @@ def _lion_case(optimizer_class, case, report: CheckReport, seed: int) -> None:
         print(f"case: {case['name']} | {case['steps']} steps | ties left out: {n_ties} of {keep.numel()} coordinates")
     hint = f"[{case['name']}] " + (_first_step_hint(first_bad) + " " if first_bad else "") + LION_HINT
     report.compare(f"  parameters ({case['tag']})", mine, reference, **tol, hint=hint)
-    if not torch.equal(frozen.detach(), frozen_init):
-        report.fail(f"[{case['name']}] a parameter whose .grad is None changed; skip it "
-                    "(`if p.grad is None: continue`), weight decay included.")
-    if frozen in opt.state and len(opt.state[frozen]) > 0:
-        report.fail(f"[{case['name']}] a parameter that never had a gradient got optimizer state; "
-                    "create state only for parameters you update.")
+    _check_frozen(report, case, opt, frozen, frozen_init, "(`if p.grad is None: continue`), weight decay included")
 
 
 def check_lion(optimizer_class, verbose: bool = True) -> None:

@@ -68,6 +68,43 @@ def _call_student(fn, what: str, hint: str = ""):
         raise AssertionError(f"{what} raised {type(err).__name__}: {err}. {hint}".strip()) from err
 
 
+# Shared by the step() checkers (AdamW here, Lion in checks/lion.py): the same parameter layout and
+# the same scripted gradients, so every checker probes the same corner cases.
+
+
+def _case_params(case, shapes, gen):
+    """Initial values, the student's copies in one group per ``case["groups"]`` entry, and a frozen
+    tensor in the first group that never gets a gradient. Returns (init, student, frozen, frozen_init, groups)."""
+    dtype = case["dtype"]
+    init = [[torch.randn(s, generator=gen, dtype=dtype) for s in shapes] for _ in case["groups"]]
+    frozen_init = torch.randn(4, 3, generator=gen, dtype=dtype)
+    student = [[x.clone().requires_grad_() for x in g] for g in init]
+    frozen = frozen_init.clone().requires_grad_()  # in the first group, never gets a gradient
+    groups = [dict(params=ps + ([frozen] if i == 0 else []), **hp)
+              for i, (ps, hp) in enumerate(zip(student, case["groups"]))]
+    return init, student, frozen, frozen_init, groups
+
+
+def _scripted_grad(p, index: int, step: int, case, gen):
+    """The gradient of parameter ``index`` at ``step``: sometimes None (the tensor must be skipped),
+    all zeros at step 4 (the state still moves; with ``case["zero_first"]`` also tensor 2's first
+    gradient), otherwise random at ``case["grad_scale"]``."""
+    if index == 1 and step % 3 == 0:
+        return None
+    if step == 4 or (case.get("zero_first") and index == 2 and step == 1):
+        return torch.zeros_like(p)
+    return torch.randn(p.shape, generator=gen, dtype=case["dtype"]) * case["grad_scale"]
+
+
+def _check_frozen(report, case, opt, frozen, frozen_init, skip_hint: str) -> None:
+    """A parameter without a gradient must keep its value and get no optimizer state."""
+    if not torch.equal(frozen.detach(), frozen_init):
+        report.fail(f"[{case['name']}] a parameter whose .grad is None changed; skip it {skip_hint}.")
+    if frozen in opt.state and len(opt.state[frozen]) > 0:
+        report.fail(f"[{case['name']}] a parameter that never had a gradient got optimizer state; "
+                    "create state only for parameters you update.")
+
+
 ADAMW_CASES = [
     # name, dtype, groups (list of hyperparameter dicts), gradient scale, steps
     dict(name="float32, wd on, betas (0.9, 0.999)", tag="fp32",
@@ -91,12 +128,7 @@ ADAMW_SHAPES = [(6, 5), (5,), (3, 4, 2), (6, 5)]  # the repeated shape catches s
 def _adamw_case(optimizer_class, case, report: CheckReport, seed: int) -> None:
     gen = torch.Generator().manual_seed(seed)
     dtype, n_groups = case["dtype"], len(case["groups"])
-    init = [[torch.randn(s, generator=gen, dtype=dtype) for s in ADAMW_SHAPES] for _ in range(n_groups)]
-    frozen_init = torch.randn(4, 3, generator=gen, dtype=dtype)
-    student = [[x.clone().requires_grad_() for x in g] for g in init]
-    frozen = frozen_init.clone().requires_grad_()  # in the first group, never gets a gradient
-    groups = [dict(params=ps + ([frozen] if i == 0 else []), **hp) for i, (ps, hp) in
-              enumerate(zip(student, case["groups"]))]
+    init, student, frozen, frozen_init, groups = _case_params(case, ADAMW_SHAPES, gen)
     first = case["groups"][0]
     opt = _call_student(lambda: optimizer_class(groups, **first), "creating your optimizer")
     refs = {name: [[x.clone() for x in g] for g in init] for name in ADAMW_VARIANTS}
@@ -108,12 +140,7 @@ def _adamw_case(optimizer_class, case, report: CheckReport, seed: int) -> None:
     for step in range(1, case["steps"] + 1):
         for gi, hp in enumerate(case["groups"]):
             for pi, p in enumerate(student[gi]):
-                if pi == 1 and step % 3 == 0:  # this tensor sometimes has no gradient: it must be skipped
-                    grad = None
-                elif step == 4:  # an all-zero gradient still moves the state and decays the weights
-                    grad = torch.zeros_like(p)
-                else:
-                    grad = torch.randn(p.shape, generator=gen, dtype=dtype) * case["grad_scale"]
+                grad = _scripted_grad(p, pi, step, case, gen)
                 p.grad = None if grad is None else grad.clone()
                 torch_params[gi][pi].grad = None if grad is None else grad.clone()
                 if grad is None:
@@ -145,11 +172,7 @@ def _adamw_case(optimizer_class, case, report: CheckReport, seed: int) -> None:
     report.compare(f"  parameters ({case['tag']})", mine, reference, **ADAMW_TOL[dtype],
                    hint=f"[{case['name']}, {case['steps']} steps, closest accepted form: {best_name}] "
                         + _adamw_hint(case))
-    if not torch.equal(frozen.detach(), frozen_init):
-        report.fail(f"[{case['name']}] a parameter whose .grad is None changed; skip it (`if p.grad is None: continue`).")
-    if frozen in opt.state and len(opt.state[frozen]) > 0:
-        report.fail(f"[{case['name']}] a parameter that never had a gradient got optimizer state; "
-                    "create state only for parameters you update.")
+    _check_frozen(report, case, opt, frozen, frozen_init, "(`if p.grad is None: continue`)")
 
 
 def _adamw_hint(case) -> str:
