@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .paths import TOKENS_NAME, resource_path
+from .paths import TOKENS_NAME, ResourceIntegrityError, how_to_restore, resource_path, verify_resource
 
 
 @dataclass
@@ -24,20 +26,37 @@ class TokenResource:
         return self.tokens[self.document_starts[i] : end]
 
 
+@contextmanager
+def _reading_arrow(folder: Path):
+    """Turn any error while reading the Arrow data into one ``ResourceIntegrityError`` naming the folder."""
+    try:
+        yield
+    except Exception as err:
+        raise ResourceIntegrityError(
+            f"Could not read the token data in {folder} ({type(err).__name__}: {err}). {how_to_restore(folder)}"
+        ) from err
+
+
 def load_token_dataset():
-    """The Arrow dataset exactly as stored: ``ds[0]["input_ids"]`` is the flat token list."""
+    """The Arrow dataset exactly as stored (checked against ``SHA256SUMS.json`` first):
+    ``ds[0]["input_ids"]`` is the flat token list."""
     from datasets import load_from_disk
 
-    return load_from_disk(str(resource_path(TOKENS_NAME)))
+    folder = resource_path(TOKENS_NAME)
+    verify_resource(folder)
+    with _reading_arrow(folder):
+        return load_from_disk(str(folder))
 
 
 def load_token_resource() -> TokenResource:
-    row = load_token_dataset().with_format("numpy")[0]
-    return TokenResource(
-        tokens=torch.from_numpy(row["input_ids"].astype("int64")),
-        document_starts=row["document_starts"].tolist(),
-        document_source_ids=row["document_source_ids"].tolist(),
-    )
+    dataset = load_token_dataset()
+    with _reading_arrow(resource_path(TOKENS_NAME)):
+        row = dataset.with_format("numpy")[0]
+        return TokenResource(
+            tokens=torch.from_numpy(row["input_ids"].astype("int64")),
+            document_starts=row["document_starts"].tolist(),
+            document_source_ids=row["document_source_ids"].tolist(),
+        )
 
 
 def check_token_ids(tokens: torch.Tensor, vocab_size: int) -> None:

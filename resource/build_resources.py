@@ -7,6 +7,9 @@
    first FineWeb documents (``default`` config, streaming order), each encoded as
    ``<|begin_of_text|>`` + text, concatenated in order and cut at 128,000 tokens.
 
+Each folder also gets ``SHA256SUMS.json`` (data file name -> SHA-256), which ``course_lib`` checks
+on every load so that damaged bytes raise a clear error instead of giving wrong tokens.
+
 Usage (from anywhere)::
 
     python resource/build_resources.py                  # rebuild both, in place
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import json
 import shutil
 import sys
@@ -30,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 TOKENIZER_DIR = "llama32_tokenizer"
 TOKENS_DIR = "fineweb_llama32_128k_tokens"
 NUM_TOKENS = 128_000
+MANIFEST = "SHA256SUMS.json"  # file name -> SHA-256; course_lib checks it on every load
 NUM_RESERVED_SPECIAL_TOKENS = 256
 BOS, EOS = "<|begin_of_text|>", "<|end_of_text|>"
 
@@ -173,6 +178,14 @@ def build_tokenizer(out_dir: Path) -> None:
                 data["tokenizer_class"] = "PreTrainedTokenizerFast"
             path.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     copy_notices(out_dir)
+    names = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+    write_manifest(out_dir, [name for name in names if (out_dir / name).exists()])
+
+
+def write_manifest(folder: Path, names: list[str]) -> None:
+    """Write ``SHA256SUMS.json``: the SHA-256 of each data file, so loaders can detect damaged bytes."""
+    digests = {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in names}
+    (folder / MANIFEST).write_text(json.dumps(digests, indent=2, sort_keys=True) + "\n")
 
 
 def copy_notices(out_dir: Path) -> None:
@@ -245,6 +258,8 @@ def build_tokens(docs, tokenizer_dir: Path, out_dir: Path, num_tokens: int = NUM
         "source": "HuggingFaceFW/fineweb, config default, split train, streaming order (not sample-10BT)",
     }
     (out_dir / "build_info.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    arrow_files = sorted(p.name for p in out_dir.glob("*.arrow"))
+    write_manifest(out_dir, arrow_files + ["dataset_info.json", "state.json"])
     return info
 
 

@@ -1,16 +1,28 @@
-"""The two offline resources: tokenizer ids, the 128k-token dataset, provenance, and a byte-identical rebuild."""
+"""The two offline resources: tokenizer ids, the 128k-token dataset, provenance, a byte-identical rebuild,
+and the SHA-256 check that turns damaged bytes into a clear error."""
 
 import filecmp
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from course_lib import paths
 from course_lib.data import load_token_dataset, load_token_resource
-from course_lib.paths import TOKENIZER_NAME, TOKENS_NAME, resource_dir
+from course_lib.paths import (
+    ENV_VAR,
+    MANIFEST_NAME,
+    TOKENIZER_NAME,
+    TOKENS_NAME,
+    ResourceIntegrityError,
+    resource_dir,
+    verify_resource,
+)
 from course_lib.tokenizer import BOS_ID, FULL_VOCAB_SIZE, load_tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,3 +116,126 @@ def _has_llama_models():
     except ImportError:
         return False
     return True
+
+
+# --- integrity: every load checks the files against SHA256SUMS.json ---------------------------------
+
+ARROW = "data-00000-of-00001.arrow"
+
+
+def _copy_resource(name, dest_parent):
+    shutil.copytree(resource_dir() / name, dest_parent / name)
+    return dest_parent / name
+
+
+@pytest.fixture
+def tokens_copy(tmp_path, monkeypatch):
+    """A copy of the token resource in tmp_path, with COURSE_RESOURCE_DIR pointing at it."""
+    folder = _copy_resource(TOKENS_NAME, tmp_path)
+    monkeypatch.setenv(ENV_VAR, str(tmp_path))
+    return folder
+
+
+def _flip_bytes(path, count=50):
+    """Invert ``count`` bytes in the middle of the file (inside the token ids); the size stays the same."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    for i in range(middle, middle + count):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_manifests_list_the_data_files():
+    for name, files in [
+        (TOKENS_NAME, [ARROW, "dataset_info.json", "state.json"]),
+        (TOKENIZER_NAME, ["tokenizer.json", "tokenizer_config.json"]),
+    ]:
+        assert verify_resource(resource_dir() / name) == files
+
+
+def test_untouched_copy_loads(tokens_copy):
+    assert verify_resource(tokens_copy) == [ARROW, "dataset_info.json", "state.json"]
+    res = load_token_resource()
+    assert res.tokens.numel() == 128_000 and int(res.tokens[0]) == BOS_ID
+    assert len(load_token_dataset()[0]["input_ids"]) == 128_000
+
+
+def test_flipped_bytes_in_arrow_raise(tokens_copy):
+    load_token_resource()  # a clean load first, so the file's digest is cached ...
+    _flip_bytes(tokens_copy / ARROW)  # ... and the edit must still be noticed
+    expected = json.loads((tokens_copy / MANIFEST_NAME).read_text())[ARROW]
+    for load in (load_token_resource, load_token_dataset):
+        with pytest.raises(ResourceIntegrityError) as info:
+            load()
+        message = str(info.value)
+        assert ARROW in message and expected[:12] in message
+        assert "python resource/build_resources.py" in message
+    assert isinstance(info.value, ValueError)
+
+
+def test_truncated_arrow_raises(tokens_copy):
+    _truncate(tokens_copy / ARROW)
+    with pytest.raises(ResourceIntegrityError, match=rf"{ARROW}.*build_resources\.py"):
+        load_token_resource()
+
+
+def test_unreadable_arrow_is_one_clear_error(tokens_copy):
+    """Even when the manifest agrees (say it was regenerated over a damaged file), reading errors name the folder."""
+    arrow = tokens_copy / ARROW
+    _truncate(arrow)
+    manifest = json.loads((tokens_copy / MANIFEST_NAME).read_text())
+    manifest[ARROW] = paths.file_sha256(arrow)
+    (tokens_copy / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(ResourceIntegrityError, match="Could not read the token data") as info:
+        load_token_resource()
+    assert str(tokens_copy) in str(info.value) and "build_resources.py" in str(info.value)
+    assert info.value.__cause__ is not None
+
+
+def test_corrupted_tokenizer_json_raises(tmp_path, monkeypatch):
+    _copy_resource(TOKENS_NAME, tmp_path)
+    folder = _copy_resource(TOKENIZER_NAME, tmp_path)
+    monkeypatch.setenv(ENV_VAR, str(tmp_path))
+    _flip_bytes(folder / "tokenizer.json")
+    with pytest.raises(ResourceIntegrityError, match=r"tokenizer\.json.*build_resources\.py"):
+        load_tokenizer()
+
+
+def test_missing_manifest_raises(tokens_copy):
+    (tokens_copy / MANIFEST_NAME).unlink()
+    with pytest.raises(ResourceIntegrityError, match=rf"no {MANIFEST_NAME}.*build_resources\.py"):
+        load_token_resource()
+
+
+def test_missing_listed_file_raises(tokens_copy):
+    (tokens_copy / "state.json").unlink()
+    with pytest.raises(ResourceIntegrityError, match=r"state\.json is missing"):
+        load_token_resource()
+
+
+def test_inside_a_repository_the_fix_is_git_checkout(tmp_path, monkeypatch):
+    repo = tmp_path / "course"
+    (repo / ".git").mkdir(parents=True)
+    folder = _copy_resource(TOKENS_NAME, repo / "resource")
+    monkeypatch.setenv(ENV_VAR, str(repo / "resource"))
+    _flip_bytes(folder / ARROW)
+    with pytest.raises(ResourceIntegrityError, match=f"git checkout -- resource/{TOKENS_NAME}/{ARROW}"):
+        load_token_resource()
+
+
+def test_token_verification_is_fast_and_cached(tokens_copy):
+    times = []
+    for _ in range(3):  # the minimum of 3 fresh (uncached) checks, in case the machine is busy
+        paths._sha256.cache_clear()
+        start = time.perf_counter()
+        verify_resource(tokens_copy)
+        times.append(time.perf_counter() - start)
+    assert min(times) < 0.1, f"verifying the tokens took {min(times):.3f} s"
+    hashed = paths._sha256.cache_info().misses
+    load_token_resource()
+    load_token_resource()
+    assert paths._sha256.cache_info().misses == hashed  # repeated loads reuse the digests
