@@ -3,8 +3,10 @@
 import json
 import os
 import random
+import pickle
 import subprocess
 import sys
+import traceback
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,8 +16,10 @@ import torch
 
 from course_lib import capstone
 from course_lib.capstone import CapstoneConfig, prepare_data, run_one
-from course_lib.checkpoint import SeekableBatchStream, load_checkpoint, rng_state, set_rng_state
+from course_lib.checkpoint import (CheckpointError, SeekableBatchStream, load_checkpoint, rng_state, save_checkpoint,
+                                   set_rng_state)
 from course_lib.data import TokenChunkDataset, batch_stream
+from course_lib.train import TrainResult
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -142,3 +146,97 @@ def test_save_is_atomic_and_leaves_no_temporary_file(tmp_path, data):
     config = replace(CapstoneConfig(**TINY), steps=2)
     _run(config, data, "torch_adamw", tmp_path / "c.pt")
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+# ---- damaged and foreign files: one clear CheckpointError, never torch's advice to use weights_only=False ----
+
+def _small_checkpoint(path, dtype=torch.float32):
+    """A real checkpoint of a tiny model after one AdamW step (its weights and moments are non-trivial)."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 16), torch.nn.Linear(16, 4)).to(dtype)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model(torch.randn(3, 16, dtype=dtype)).square().sum().backward()
+    optimizer.step()
+    stream = SeekableBatchStream(TokenChunkDataset(torch.arange(23 * 8) % 50, seq_len=8, vocab_size=50), 4, seed=7)
+    next(stream)
+    result = TrainResult("tiny", train_loss=[2.5], grad_norm=[1.0], lr=[1e-2], tokens=32)
+    save_checkpoint(path, model=model, optimizer=optimizer, step=1, stream=stream, result=result)
+    return model, optimizer
+
+
+def _refused(path, *words):
+    """load_checkpoint(path) raises CheckpointError naming the file, with these words and what to do."""
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    shown = "".join(traceback.format_exception(info.value))  # what a user sees, chained exceptions included
+    assert str(path) in message and "without --resume" in message, message
+    assert all(w in message for w in words), message
+    assert "weights_only" not in shown and "eights only" not in shown, shown
+    return message
+
+
+def test_checkpoint_round_trip_with_checksum(tmp_path):
+    model, optimizer = _small_checkpoint(tmp_path / "c.pt", dtype=torch.bfloat16)  # bf16 tensors are hashed too
+    ckpt = load_checkpoint(tmp_path / "c.pt")
+    assert ckpt["version"] == 2 and "sha256" not in ckpt and ckpt["step"] == 1 and ckpt["data"]["position"] == 1
+    assert all(torch.equal(v, ckpt["model"][k]) for k, v in model.state_dict().items())
+    assert torch.equal(optimizer.state_dict()["state"][0]["exp_avg"], ckpt["optimizer"]["state"][0]["exp_avg"])
+
+
+@pytest.mark.parametrize("where", ["model weight", "AdamW second moment"])
+def test_flipped_bytes_give_checksum_mismatch(where, tmp_path):
+    path = tmp_path / "c.pt"
+    model, optimizer = _small_checkpoint(path)
+    tensor = model[0].weight if where == "model weight" else optimizer.state[model[0].weight]["exp_avg_sq"]
+    raw = tensor.detach().numpy().tobytes()
+    data = bytearray(path.read_bytes())
+    at = data.find(raw)
+    assert at > 0 and data.find(raw, at + 1) == -1  # the tensor's bytes are stored once, uncompressed
+    data[at + len(raw) // 2] ^= 0x01  # one low mantissa bit: a tiny, silent change
+    path.write_bytes(bytes(data))
+    loaded = torch.load(path, weights_only=True)  # torch itself reads the changed numbers without a word
+    changed = loaded["model"]["0.weight"] if where == "model weight" else loaded["optimizer"]["state"][0]["exp_avg_sq"]
+    assert (changed != tensor).sum() == 1
+    _refused(path, "checksum mismatch", "changed after it was written")
+
+
+def test_truncated_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "c.pt"
+    _small_checkpoint(path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    _refused(path, "not a readable checkpoint", "truncated or damaged")
+
+
+def test_empty_file_is_refused(tmp_path):
+    (tmp_path / "c.pt").write_bytes(b"")
+    _refused(tmp_path / "c.pt", "empty")
+
+
+def test_text_file_is_refused(tmp_path):
+    (tmp_path / "c.pt").write_text("step 200, loss 3.1\n")
+    _refused(tmp_path / "c.pt", "not a readable checkpoint")
+
+
+def test_pickle_with_objects_is_refused_without_running_it(tmp_path):
+    """A plain pickle holding a class: torch's error would advise weights_only=False; ours does not."""
+    with open(tmp_path / "c.pt", "wb") as f:
+        pickle.dump({"model": TrainResult("x")}, f, protocol=2)
+    _refused(tmp_path / "c.pt", "not a readable checkpoint", "could run code from the file")
+
+
+@pytest.mark.parametrize("content", ["dict", "state_dict", "list"])
+def test_foreign_torch_file_is_not_a_course_checkpoint(content, tmp_path):
+    obj = {"dict": {"a": 1}, "state_dict": torch.nn.Linear(2, 2).state_dict(), "list": [torch.ones(2)]}[content]
+    torch.save(obj, tmp_path / "c.pt")
+    _refused(tmp_path / "c.pt", "not a course checkpoint")
+
+
+def test_version_1_checkpoint_asks_to_start_again(tmp_path):
+    path = tmp_path / "c.pt"
+    _small_checkpoint(path)
+    old = torch.load(path, weights_only=True)  # the keys a version-1 file had: the same, without the checksum
+    old.pop("sha256", None)
+    old["version"] = 1
+    torch.save(old, path)
+    _refused(path, "older version", "version 1", "Start the run again")
