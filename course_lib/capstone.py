@@ -33,7 +33,6 @@ import math
 import os
 import signal
 import sys
-import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
@@ -47,9 +46,11 @@ from .distributed import (DistContext, autocast_dtype_for, barrier, close_distri
                           init_distributed, plan_batches, replicas_identical, wrap_model)
 from .models import TransformerConfig, TransformerForCausalLM
 from .optim import build_optimizer
-from .runtime import describe_device, pick_device, quick_mode, seed_everything
+from .results import ResultsFile, check_output_folder
+from .runtime import check_device, describe_device, pick_device, quick_mode, seed_everything
 from .tokenizer import FULL_VOCAB_SIZE
-from .train import TrainResult, train
+from .train import TrainResult, check_finite_weights, train
+from .validate import require_number
 
 # Display names of the optimizers compared (build_optimizer names on the left).
 LABELS = {"torch_adamw": "AdamW", "adamw": "AdamW", "muon_all": "Muon (all params, seed)", "muon": "Muon hybrid"}
@@ -99,16 +100,39 @@ class CapstoneConfig:
     preset: str | None = None
 
     def __post_init__(self):
+        """Check every setting where it is given, quoting the value (a bad one would otherwise surface
+        minutes later, or as NaN)."""
         if self.vocab not in ("compact", "full"):
             raise ValueError(f"vocab must be 'compact' or 'full', got {self.vocab!r}")
-        if self.steps < 1 or self.batch_size < 1 or self.seq_len < 2:
-            raise ValueError("steps and batch_size must be ≥ 1 and seq_len ≥ 2")
+        for name in ("steps", "batch_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                     "num_attention_heads", "num_key_value_heads", "window"):
+            require_number(name, getattr(self, name), at_least=1, integer=True)
+        for name in ("model_seed", "data_seed", "eval_every", "warmup_steps"):
+            require_number(name, getattr(self, name), at_least=0, integer=True)
+        require_number("seq_len", self.seq_len, at_least=2, integer=True)
+        for name in ("adamw_lr", "muon_lr", "clip_norm", "weight_decay"):
+            require_number(name, getattr(self, name), at_least=0.0)
+        for name in ("hybrid_adamw_lr", "muon_weight_decay"):
+            if getattr(self, name) is not None:
+                require_number(name, getattr(self, name), at_least=0.0)
+        require_number("momentum", self.momentum, at_least=0.0, below=1.0)
+        require_number("val_fraction", self.val_fraction, at_least=0.0, below=1.0)
+        require_number("attention_dropout", self.attention_dropout, at_least=0.0, below=1.0)
+        require_number("min_lr_ratio", self.min_lr_ratio, at_least=0.0, at_most=1.0)
+        if len(tuple(self.betas)) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {self.betas!r}")
+        for i, beta in enumerate(self.betas):
+            require_number(f"betas[{i}]", beta, at_least=0.0, below=1.0)
+        for name in ("adamw_sweep", "muon_sweep"):
+            for lr in getattr(self, name):
+                require_number(f"a learning rate of {name}", lr, above=0.0)
         if self.lr_schedule not in ("constant", "warmup_cosine"):
             raise ValueError(f"lr_schedule must be 'constant' or 'warmup_cosine', got {self.lr_schedule!r}")
-        if not 0 <= self.warmup_steps <= self.steps:
+        if self.warmup_steps > self.steps:
             raise ValueError(f"warmup_steps must be in [0, steps={self.steps}], got {self.warmup_steps}")
-        if self.max_micro_batch is not None and self.max_micro_batch < 1:
-            raise ValueError(f"max_micro_batch must be ≥ 1 or None, got {self.max_micro_batch}")
+        for name in ("max_micro_batch", "max_eval_sequences"):
+            if getattr(self, name) is not None:
+                require_number(name, getattr(self, name), at_least=1, integer=True, hint="or None")
         autocast_dtype_for(torch.device("cpu"), self.precision)  # validates the name
         self.betas = tuple(self.betas)
         self.adamw_sweep, self.muon_sweep = tuple(self.adamw_sweep), tuple(self.muon_sweep)
@@ -261,6 +285,9 @@ def run_one(config: CapstoneConfig, train_set, optimizer_name: str, lr: float | 
     right after that step, as a power cut would, for tests and demonstrations.
     """
     ctx = dist_context or DistContext()
+    require_number("checkpoint_every", checkpoint_every, at_least=0, integer=True, hint="0 saves only at the end")
+    if crash_after_step is not None:
+        require_number("crash_after_step", crash_after_step, at_least=1, integer=True)
     device = torch.device(device) if device is not None else pick_device()
     raw = build_model(config, train_set.vocab_size, device)
     optimizer, lr = make_optimizer(config, raw, optimizer_name, lr, device)
@@ -284,6 +311,7 @@ def run_one(config: CapstoneConfig, train_set, optimizer_name: str, lr: float | 
              "world_size": ctx.world_size, "checkpoint_every": checkpoint_every}
 
     def save(step, res):
+        check_finite_weights(raw, step, name)  # never replace a good checkpoint by one holding NaN
         if ctx.is_main:
             save_checkpoint(checkpoint_path, model=raw, optimizer=optimizer, scheduler=scheduler, step=step,
                             stream=stream, result=res, extra=extra)
@@ -322,9 +350,14 @@ def _summary(result: TrainResult, window: int) -> dict:
 
 
 def run_capstone(config: CapstoneConfig, device=None, progress: bool = True, sweep: bool = True,
-                 log=print, dist_context: DistContext | None = None) -> dict:
+                 log=print, dist_context: DistContext | None = None, results_path: Path | None = None,
+                 restart: bool = False) -> dict:
     """Run the three experiments; returns a JSON-ready dict with every curve and a summary.
-    Under torchrun pass ``dist_context``: every run is data-parallel and only rank 0 logs."""
+
+    With ``results_path`` the JSON is written after every finished run (``course_lib.results``), and
+    a file left by an interrupted run with the same settings is continued: its runs are kept, only the
+    missing ones are trained (``restart=True`` starts over). Under torchrun pass ``dist_context``:
+    every run is data-parallel and only rank 0 logs and writes."""
     device = device or pick_device()
     ctx = dist_context or DistContext()
     log = log if ctx.is_main else (lambda *a, **k: None)
@@ -333,45 +366,53 @@ def run_capstone(config: CapstoneConfig, device=None, progress: bool = True, swe
     data = prepare_data(config)
     log(f"device: {describe_device(device)} | vocabulary: {config.vocab} ({data.vocab_size:,} ids) | "
         f"train sequences: {len(data.train_all)} (replica) / {len(data.train)} + {len(data.val)} held out")
-    out = {"config": asdict(config), "device": describe_device(device), "vocab_size": data.vocab_size,
-           "replica": {}, "heldout": {}, "sweep": {"adamw": {}, "muon": {}}}
+    header = {"config": asdict(config), "device": describe_device(device), "vocab_size": data.vocab_size,
+              "replica": {}, "heldout": {}, "sweep": {"adamw": {}, "muon": {}}}
+    results = ResultsFile(results_path if ctx.is_main else None, header, restart=restart, log=log)
+
+    def finished(keys, train_set, opt, **kwargs) -> dict:
+        """The run at ``keys``: taken from the results file if it is there, else trained and stored."""
+        record = results.get(*keys)
+        if record is None:
+            r = run_one(config, train_set, opt, device=device, progress=progress, **kwargs)
+            record = {**r.to_dict(), "summary": _summary(r, config.window)}
+            results.put(keys, record)
+        return record
 
     # 1. seed replica: all tokens, train loss only.
     for opt in ("torch_adamw", "muon_all"):
-        r = run_one(config, data.train_all, opt, device=device, progress=progress, name=f"replica {LABELS[opt]}")
-        out["replica"][opt] = {**r.to_dict(), "summary": _summary(r, config.window)}
-        log(f"[replica] {LABELS[opt]:<24s} loss {r.train_loss[0]:.3f} -> {_summary(r, config.window)['final_train_ma']:.3f}"
-            f" (last-{config.window} mean) | {r.seconds / config.steps:.3f} s/step")
+        r = finished(("replica", opt), data.train_all, opt, name=f"replica {LABELS[opt]}")
+        log(f"[replica] {LABELS[opt]:<24s} loss {r['train_loss'][0]:.3f} -> {r['summary']['final_train_ma']:.3f}"
+            f" (last-{config.window} mean) | {r['summary']['step_seconds']:.3f} s/step")
 
     # 2. held-out comparison (default learning rates).
     for opt in ("torch_adamw", "muon_all", "muon"):
-        r = run_one(config, data.train, opt, val_set=data.val, device=device, progress=progress,
-                    name=f"held-out {LABELS[opt]}")
-        out["heldout"][opt] = {**r.to_dict(), "summary": _summary(r, config.window)}
-        log(f"[held-out] {LABELS[opt]:<24s} train MA {_summary(r, config.window)['final_train_ma']:.3f} | "
-            f"held-out {r.final_val_loss:.3f}")
+        r = finished(("heldout", opt), data.train, opt, val_set=data.val, name=f"held-out {LABELS[opt]}")
+        log(f"[held-out] {LABELS[opt]:<24s} train MA {r['summary']['final_train_ma']:.3f} | "
+            f"held-out {r['summary']['final_val_loss']:.3f}")
 
     # 3. LR sweep on the held-out split (AdamW and hybrid Muon), reusing the default-LR runs.
+    extra = {}
     if sweep:
         for family, opt, lrs, default in (("adamw", "torch_adamw", config.adamw_sweep, config.adamw_lr),
                                           ("muon", "muon", config.muon_sweep, config.muon_lr)):
             for lr in lrs:
                 if math.isclose(lr, default):
-                    r_dict = out["heldout"][opt]
+                    r = results.get("heldout", opt)
+                    results.put(("sweep", family, f"{lr:g}"), r, new_run=False)  # the same run, listed twice
                 else:
-                    r = run_one(config, data.train, opt, lr=lr, val_set=data.val, device=device, progress=progress)
-                    r_dict = {**r.to_dict(), "summary": _summary(r, config.window)}
-                out["sweep"][family][f"{lr:g}"] = r_dict
-                log(f"[sweep] {family} lr={lr:g}: held-out {r_dict['summary']['final_val_loss']:.3f}")
-        out["best"] = {
-            fam: min(runs.items(), key=lambda kv: kv[1]["summary"]["final_val_loss"])[0]
-            for fam, runs in out["sweep"].items()
-        }
-        log(f"best learning rates: {out['best']}")
-        for fam, lr in out["best"].items():
-            if sweep_edge(out["sweep"][fam], lr):
+                    r = finished(("sweep", family, f"{lr:g}"), data.train, opt, lr=lr, val_set=data.val)
+                log(f"[sweep] {family} lr={lr:g}: held-out {r['summary']['final_val_loss']:.3f}")
+        sweeps = results.get("sweep")
+        extra["best"] = {fam: min(runs.items(), key=lambda kv: kv[1]["summary"]["final_val_loss"])[0]
+                         for fam, runs in sweeps.items()}
+        log(f"best learning rates: {extra['best']}")
+        for fam, lr in extra["best"].items():
+            if sweep_edge(sweeps[fam], lr):
                 log(f"NOTE: {fam}'s best learning rate {lr} is at the edge of its sweep; its optimum may lie beyond it")
-    return out
+    else:
+        results.data.pop("best", None)  # from an earlier run of the same settings with a sweep
+    return results.finish(**extra)
 
 
 def sweep_edge(runs_by_lr: dict, best) -> bool:
@@ -424,9 +465,12 @@ def throughput(config: CapstoneConfig, vocab_size: int, result: TrainResult, dev
 
 def run_pair(config: CapstoneConfig, optimizers=("torch_adamw", "muon"), device=None, progress: bool = True,
              log=print, dist_context: DistContext | None = None, out: Path | None = None,
-             checkpoint_every: int = 0, crash_after_step: int | None = None) -> dict:
+             checkpoint_every: int = 0, crash_after_step: int | None = None, results_path: Path | None = None,
+             restart: bool = False) -> dict:
     """One run per optimizer on the held-out split (the scaled-up comparison of notebook 10).
-    Rank 0 writes ``run_<optimizer>.json`` after each run and keeps checkpoints under ``out/checkpoints``."""
+    Rank 0 writes ``run_<optimizer>.json`` after each run and keeps checkpoints under ``out/checkpoints``;
+    with ``results_path`` the combined JSON is also written after each run and continued as in
+    ``run_capstone``."""
     ctx = dist_context or DistContext()
     device = device or pick_device()
     log = log if ctx.is_main else (lambda *a, **k: None)
@@ -443,15 +487,19 @@ def run_pair(config: CapstoneConfig, optimizers=("torch_adamw", "muon"), device=
         f"vocabulary: {config.vocab} ({data.vocab_size:,} ids)")
     log(f"global batch {config.batch_size} sequences = {micro} (micro-batch) x {accum} (accumulation) x "
         f"{ctx.world_size} (processes) = {config.batch_size * config.seq_len:,} tokens per step")
-    out_dict = {"config": asdict(config), "device": describe_device(device), "world_size": ctx.world_size,
-                "micro_batch": micro, "accum_steps": accum, "vocab_size": data.vocab_size, "runs": {}}
+    header = {"config": asdict(config), "device": describe_device(device), "world_size": ctx.world_size,
+              "micro_batch": micro, "accum_steps": accum, "vocab_size": data.vocab_size, "runs": {}}
+    results = ResultsFile(results_path if ctx.is_main else None, header, restart=restart, log=log)
     for opt in optimizers:
+        if results.get("runs", opt) is not None:
+            log(f"[{LABELS.get(opt, opt)}] already in {results_path}: not trained again")
+            continue
         ckpt = out / "checkpoints" / f"{opt}.pt" if out is not None and checkpoint_every else None
         r = run_one(config, data.train, opt, val_set=data.val, device=device, progress=progress and ctx.is_main,
                     name=LABELS.get(opt, opt), dist_context=ctx, checkpoint_path=ckpt,
                     checkpoint_every=checkpoint_every, crash_after_step=crash_after_step)
-        out_dict["runs"][opt] = record_run(config, data.vocab_size, r, device, ctx, out, opt, log)
-    return out_dict
+        results.put(("runs", opt), record_run(config, data.vocab_size, r, device, ctx, out, opt, log))
+    return results.finish()
 
 
 def record_run(config, vocab_size, result: TrainResult, device, ctx: DistContext, out, opt, log=print) -> dict:
@@ -529,16 +577,35 @@ def plot_capstone(results: dict, path: Path | None = None):
     return finish_figure(fig, path)
 
 
+def _int_at_least(low: int):
+    """An argparse type: an integer ≥ ``low``; anything else is a usage error that quotes the value."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number ≥ {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be ≥ {low}, got {text!r}")
+        return value
+
+    parse.__name__ = f"integer ≥ {low}"
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m course_lib.capstone",
                                      description="AdamW vs Muon on 128k FineWeb tokens (the course capstone).",
                                      epilog="Runs unchanged under torchrun --standalone --nproc_per_node=N "
                                             "(DistributedDataParallel, gloo on CPU, NCCL on GPU).")
     parser.add_argument("--vocab", choices=("compact", "full"), default="compact")
-    parser.add_argument("--steps", type=int, default=None, help="optimizer steps per run (default 200)")
+    parser.add_argument("--steps", type=_int_at_least(1), default=None, help="optimizer steps per run (default 200)")
     parser.add_argument("--quick", action="store_true", help="a few steps only (also set by COURSE_QUICK=1)")
     parser.add_argument("--no-sweep", action="store_true", help="skip the learning-rate sweep")
-    parser.add_argument("--out", type=Path, default=Path("outputs/capstone"), help="folder for the PNG and JSON")
+    parser.add_argument("--out", type=Path, default=Path("outputs/capstone"),
+                        help="folder for the PNG and JSON; the JSON is written after every finished run, and "
+                             "running the same command again continues from it")
+    parser.add_argument("--restart", action="store_true",
+                        help="train every run again, overwriting the results in --out")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
     parser.add_argument("--no-progress", action="store_true")
     scale = parser.add_argument_group("scaling up (notebook 10): one run per optimizer, resumable")
@@ -548,15 +615,17 @@ def build_parser() -> argparse.ArgumentParser:
                        "context 1024, batch 480, warmup + cosine; AdamW vs hybrid Muon")
     scale.add_argument("--smoke", action="store_true", help="with --preset: 2 tiny steps, allowed on a CPU")
     scale.add_argument("--tokens", type=Path, default=None, help="another token dataset saved like the course's")
-    scale.add_argument("--batch-size", type=int, default=None, help="global batch (sequences per optimizer step)")
-    scale.add_argument("--micro-batch", type=int, default=None,
+    scale.add_argument("--batch-size", type=_int_at_least(1), default=None,
+                       help="global batch (sequences per optimizer step)")
+    scale.add_argument("--micro-batch", type=_int_at_least(1), default=None,
                        help="largest micro-batch per process; the rest is gradient accumulation")
     scale.add_argument("--precision", choices=("auto", "bf16", "fp32"), default=None,
                        help="auto: bf16 autocast on CUDA, fp32 elsewhere")
     scale.add_argument("--compile", action="store_true", help="torch.compile the model (off by default)")
-    scale.add_argument("--checkpoint-every", type=int, default=0, help="save a resumable checkpoint every K steps")
+    scale.add_argument("--checkpoint-every", type=_int_at_least(0), default=0,
+                       help="save a resumable checkpoint every K steps (0: only at the end)")
     scale.add_argument("--resume", type=Path, default=None, help="continue the run saved in this checkpoint")
-    scale.add_argument("--crash-after-step", type=int, default=None,
+    scale.add_argument("--crash-after-step", type=_int_at_least(1), default=None,
                        help="for tests and demos: kill the process (SIGKILL) right after this step")
     return parser
 
@@ -586,45 +655,65 @@ def main(argv=None) -> int:
         parser.error("--smoke goes with --preset gpt2-small")
     if (args.checkpoint_every or args.crash_after_step) and not (args.optimizers or args.preset or args.resume):
         parser.error("--checkpoint-every and --crash-after-step work with --optimizers, --preset or --resume")
-    ctx, device = init_distributed(args.device)
+    if args.resume is not None and not args.resume.is_file():
+        parser.error(f"--resume {args.resume}: no such checkpoint file")
+    if args.tokens is not None and not args.tokens.is_dir():
+        parser.error(f"--tokens {args.tokens}: no such folder (a dataset saved with datasets' save_to_disk)")
+    # Everything that can be checked is checked before the first step: a bad value must not cost a run.
     try:
-        if args.preset and device.type != "cuda" and not args.smoke:
-            parser.error(f"--preset {args.preset} trains a model of about 100M parameters on 1,024-token sequences: "
-                         f"it needs a GPU (this process sees {device.type}). Run `--preset {args.preset} --smoke` "
-                         "to check that it starts on this machine.")
+        device = check_device(args.device, source="--device") if args.device else pick_device()
+        config = None if args.resume is not None else config_from_args(args)
+        ckpt = load_checkpoint(args.resume) if args.resume is not None else None  # CheckpointError if damaged
+    except (TypeError, ValueError) as err:
+        parser.error(str(err))
+    if args.preset and device.type != "cuda" and not args.smoke:
+        parser.error(f"--preset {args.preset} trains a model of about 100M parameters on 1,024-token sequences: "
+                     f"it needs a GPU (this process sees {device.type}). Run `--preset {args.preset} --smoke` "
+                     "to check that it starts on this machine.")
+    ctx, device = init_distributed(device)
+    try:
+        if ctx.is_main:
+            try:
+                check_output_folder(args.out)
+            except ValueError as err:
+                parser.error(str(err))
         if args.resume is not None:
-            return _main_resume(args, ctx, device)
-        config = config_from_args(args)
-        start = time.perf_counter()
-        if args.optimizers or args.preset:
-            opts = tuple(args.optimizers or ("torch_adamw", "muon"))
-            results = run_pair(config, opts, device=device, progress=not args.no_progress, dist_context=ctx,
-                               out=args.out, checkpoint_every=args.checkpoint_every,
-                               crash_after_step=args.crash_after_step)
-            stem = f"scaled_{config.preset or 'capstone'}_{config.vocab}"
-        else:
-            results = run_capstone(config, device=device, progress=not args.no_progress, sweep=not args.no_sweep,
-                                   dist_context=ctx)
-            stem = f"capstone_{config.vocab}"
-        results["wall_seconds"] = time.perf_counter() - start
-        if ctx.is_main:  # only rank 0 writes
-            args.out.mkdir(parents=True, exist_ok=True)
-            (args.out / f"{stem}.json").write_text(json.dumps(results, indent=1))
-            if "runs" in results:
-                plot_runs(results, args.out / f"{stem}.png")
-            else:
-                plot_capstone(results, args.out / f"{stem}.png")
-                (args.out / f"{stem}.md").write_text(results_table(results) + "\n")
-            print(f"wrote {args.out / (stem + '.json')} and {args.out / (stem + '.png')} in "
-                  f"{results['wall_seconds']:.0f} s")
-        barrier(ctx)
+            return _main_resume(args, ckpt, ctx, device)
+        return _main_run(args, config, ctx, device)
+    except KeyboardInterrupt:
+        if ctx.is_main:
+            print(f"\ninterrupted: every finished run is saved in {args.out}; run the same command again to "
+                  "continue from them (--restart starts over)", file=sys.stderr)
+        return 130
     finally:
         close_distributed()
+
+
+def _main_run(args, config: CapstoneConfig, ctx: DistContext, device) -> int:
+    if args.optimizers or args.preset:
+        opts = tuple(args.optimizers or ("torch_adamw", "muon"))
+        stem = f"scaled_{config.preset or 'capstone'}_{config.vocab}"
+        results = run_pair(config, opts, device=device, progress=not args.no_progress, dist_context=ctx,
+                           out=args.out, checkpoint_every=args.checkpoint_every,
+                           crash_after_step=args.crash_after_step, results_path=args.out / f"{stem}.json",
+                           restart=args.restart)
+    else:
+        stem = f"capstone_{config.vocab}"
+        results = run_capstone(config, device=device, progress=not args.no_progress, sweep=not args.no_sweep,
+                               dist_context=ctx, results_path=args.out / f"{stem}.json", restart=args.restart)
+    if ctx.is_main:  # only rank 0 writes; the JSON is already complete
+        if "runs" in results:
+            plot_runs(results, args.out / f"{stem}.png")
+        else:
+            plot_capstone(results, args.out / f"{stem}.png")
+            (args.out / f"{stem}.md").write_text(results_table(results) + "\n")
+        print(f"wrote {args.out / (stem + '.json')} and {args.out / (stem + '.png')} in "
+              f"{results['wall_seconds']:.0f} s")
+    barrier(ctx)
     return 0
 
 
-def _main_resume(args, ctx: DistContext, device) -> int:
-    ckpt = load_checkpoint(args.resume)
+def _main_resume(args, ckpt: dict, ctx: DistContext, device) -> int:
     extra = ckpt["extra"]
     config = CapstoneConfig(**extra["config"])
     if args.steps is not None:
@@ -643,7 +732,6 @@ def _main_resume(args, ctx: DistContext, device) -> int:
                 crash_after_step=args.crash_after_step)
     record_run(config, data.vocab_size, r, device, ctx, args.out, extra["optimizer_name"], log)
     barrier(ctx)
-    close_distributed()
     return 0
 
 

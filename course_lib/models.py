@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import check_token_ids
+from .validate import require_bool, require_number
 
 
 @dataclass
@@ -41,9 +42,7 @@ class TransformerConfig:
         positive = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
                     "num_attention_heads", "num_key_value_heads", "max_position_embeddings")
         for name in positive:
-            value = getattr(self, name)
-            if int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            setattr(self, name, require_number(name, getattr(self, name), at_least=1, integer=True))
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"hidden_size={self.hidden_size} is not divisible by num_attention_heads={self.num_attention_heads}"
@@ -55,8 +54,13 @@ class TransformerConfig:
             )
         if (self.hidden_size // self.num_attention_heads) % 2:
             raise ValueError("head_dim must be even for rotary embeddings")
-        if not 0.0 <= self.attention_dropout < 1.0:
-            raise ValueError(f"attention_dropout must be in [0, 1), got {self.attention_dropout}")
+        require_number("attention_dropout", self.attention_dropout, at_least=0.0, below=1.0)
+        require_number("rms_norm_eps", self.rms_norm_eps, above=0.0,
+                       hint="it keeps RMSNorm from dividing by zero (Llama uses 1e-5)")
+        require_number("rope_theta", self.rope_theta, above=0.0,
+                       hint="it sets the rotary wavelengths (Llama 3 uses 500000.0, Llama 2 10000.0)")
+        require_number("initializer_range", self.initializer_range, at_least=0.0)
+        require_bool("tie_word_embeddings", self.tie_word_embeddings)
         if self.attn_implementation not in ("eager", "sdpa"):
             raise ValueError(f"attn_implementation must be 'eager' or 'sdpa', got {self.attn_implementation!r}")
         if self.base_model_name_or_path is not None:
@@ -135,6 +139,20 @@ class LinearCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad_output):
         grad_hidden, grad_weight = ctx.saved_tensors
         return grad_hidden * grad_output, grad_weight * grad_output, None, None
+
+
+def check_labels(labels: torch.Tensor, vocab_size: int, ignore_index: int = -100) -> None:
+    """Raise ValueError at the first label that is neither ``ignore_index`` (-100, skipped in the loss
+    as in transformers) nor an id in [0, vocab_size), naming its (batch, position) and value."""
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise TypeError(f"labels must be integer token ids, got dtype {labels.dtype}")
+    bad = (labels != ignore_index) & ((labels < 0) | (labels >= vocab_size))
+    if bool(bad.any()):
+        where = tuple(int(i) for i in bad.nonzero()[0])
+        raise ValueError(
+            f"label {int(labels[where])} at position {where} is outside the vocabulary [0, {vocab_size}); "
+            f"only {ignore_index} may stand outside it (it marks a position the loss skips)"
+        )
 
 
 @dataclass
@@ -305,6 +323,7 @@ class TransformerForCausalLM(nn.Module):
             return CausalLMOutput(loss=None, logits=self.lm_head(hidden))
         if labels.shape != input_ids.shape:
             raise ValueError(f"labels shape {tuple(labels.shape)} != input_ids shape {tuple(input_ids.shape)}")
+        check_labels(labels, self.config.vocab_size)
         targets = labels[:, 1:].reshape(-1)
         if not return_logits:
             flat_hidden = hidden[:, :-1].reshape(-1, hidden.shape[-1])

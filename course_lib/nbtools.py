@@ -34,7 +34,7 @@ NOTEBOOKS = ROOT / "notebooks"
 LANGS = ("en", "ko")
 MARKER = re.compile(r"^#%% (md|md-ko|code|code-ko)\s*$")
 
-SETUP_CODE = f'''# Colab only: fetch the course (code and data) and install it. Elsewhere this cell does nothing.
+SETUP_CODE = f'''# On Colab: fetch the course (code and data) and install it. Everywhere: check that course_lib imports.
 import os, subprocess, sys
 REPO_URL = "{REPO_URL}"
 if "google.colab" in sys.modules and not os.path.isdir("/content/course"):
@@ -42,7 +42,18 @@ if "google.colab" in sys.modules and not os.path.isdir("/content/course"):
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/course"], check=True)
 if "google.colab" in sys.modules:
     sys.path.insert(0, "/content/course")
-    os.environ.setdefault("COURSE_RESOURCE_DIR", "/content/course/resource")'''
+    os.environ.setdefault("COURSE_RESOURCE_DIR", "/content/course/resource")
+try:
+    import course_lib
+except ModuleNotFoundError as err:
+    if err.name != "course_lib":
+        raise
+    raise ModuleNotFoundError(
+        f"course_lib is not installed in this kernel's Python ({{sys.executable}}). From the course folder run "
+        "`make lab` (it sets up .venv and opens JupyterLab in it), or run `python -m pip install -e .` there "
+        "with this Python, then restart the kernel. | 이 커널의 파이썬에는 course_lib가 설치되어 있지 않습니다. "
+        "코스 폴더에서 `make lab`을 실행하거나(.venv를 만들고 그 환경에서 JupyterLab을 엽니다), 이 파이썬으로 "
+        "`python -m pip install -e .`을 실행한 뒤 커널을 다시 시작하세요.") from None'''
 
 BADGE_TEXT = {
     "en": "Run it in the cloud: the next cell installs the course when the notebook runs on Colab.",

@@ -12,30 +12,33 @@ Each update is written so it can be compared with torch's own: ``AdamW`` equals
 
 from __future__ import annotations
 
+import inspect
 import math
+
 import torch
 from torch import Tensor, nn
+
+from .validate import reject_unknown, require_bool, require_number
 
 # Quintic Newton–Schulz coefficients (Jordan et al. 2024); the same as torch.optim.Muon's defaults.
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 
 
 def _check_hparams(lr, betas=None, eps=None, weight_decay=None, momentum=None) -> None:
-    """Reject invalid hyperparameters the way torch.optim does, with the value in the message."""
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0.0):
-        raise ValueError(f"Invalid learning rate: {lr} (must be a finite number ≥ 0)")
+    """Reject invalid hyperparameters where they are given, quoting the value (and its type when it is
+    not a number): a string, an infinity or a NaN would otherwise only show up as NaN weights later."""
+    require_number("lr", lr, at_least=0.0)
     if betas is not None:
-        if len(betas) != 2:
-            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas}")
+        if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         for i, beta in enumerate(betas):
-            if not 0.0 <= beta < 1.0:
-                raise ValueError(f"Invalid beta parameter at index {i}: {beta} (must be in [0, 1))")
-    if eps is not None and not eps >= 0.0:
-        raise ValueError(f"Invalid epsilon value: {eps} (must be ≥ 0)")
-    if weight_decay is not None and not weight_decay >= 0.0:
-        raise ValueError(f"Invalid weight_decay value: {weight_decay} (must be ≥ 0)")
-    if momentum is not None and not 0.0 <= momentum < 1.0:
-        raise ValueError(f"Invalid momentum value: {momentum} (must be in [0, 1))")
+            require_number(f"betas[{i}]", beta, at_least=0.0, below=1.0)
+    if eps is not None:
+        require_number("eps", eps, at_least=0.0)
+    if weight_decay is not None:
+        require_number("weight_decay", weight_decay, at_least=0.0)
+    if momentum is not None:
+        require_number("momentum", momentum, at_least=0.0, below=1.0)
 
 
 # ----------------------------------------------------------------------------------------- AdamW
@@ -97,6 +100,7 @@ class AdamW(torch.optim.Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, foreach=True):
         _check_hparams(lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        require_bool("foreach", foreach)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, foreach=foreach))
 
     @torch.no_grad()
@@ -134,6 +138,11 @@ def _muon_group_step(opt_state, group) -> None:
     for p in group["params"]:
         if p.grad is None:
             continue
+        if p.grad.is_sparse:
+            raise RuntimeError(
+                f"Muon got a sparse gradient for a parameter of shape {tuple(p.shape)}: it orthogonalizes dense "
+                "matrices only. Build the embedding with sparse=False (nn.Embedding's default)."
+            )
         state = opt_state[p]
         if "momentum_buffer" not in state:
             state["momentum_buffer"] = torch.zeros_like(p.grad, memory_format=torch.preserve_format)
@@ -198,8 +207,25 @@ def muon_lr_scale(shape, adjust_lr_fn: str | None = "original") -> float:
 
 
 def _check_ns_steps(ns_steps) -> None:
-    if isinstance(ns_steps, bool) or not isinstance(ns_steps, (int, float)) or int(ns_steps) != ns_steps or ns_steps < 0:
-        raise ValueError(f"Invalid ns_steps: {ns_steps} (must be an integer ≥ 0)")
+    require_number("ns_steps", ns_steps, at_least=0, integer=True)
+
+
+def _check_muon_group(group: dict) -> None:
+    """Validate one Muon param group: its hyperparameters and that every parameter is a tensor Muon can
+    orthogonalize (at least one dimension and one entry)."""
+    _check_hparams(group["lr"], weight_decay=group["weight_decay"], momentum=group["momentum"], eps=group["eps"])
+    _check_ns_steps(group["ns_steps"])
+    require_bool("nesterov", group["nesterov"])
+    muon_lr_scale((2, 2), group["adjust_lr_fn"])  # validates the name
+    if group["ns_dtype"] is not None and not isinstance(group["ns_dtype"], torch.dtype):
+        raise TypeError(f"ns_dtype must be a torch dtype (e.g. torch.float32) or None, got {group['ns_dtype']!r}")
+    for p in group["params"]:
+        if p.ndim == 0 or p.numel() == 0:
+            raise ValueError(
+                f"Muon cannot update a parameter of shape {tuple(p.shape)}: it orthogonalizes matrices, so it "
+                "accepts tensors with at least one dimension and one entry (1-D is treated as a 1×n row, N-D as "
+                "(shape[0], rest)). Give scalars and empty tensors to AdamW, e.g. with MuonWithAdamW.for_model."
+            )
 
 
 def muon_update(param, grad, momentum_buffer, lr, momentum, weight_decay, nesterov=True, ns_steps=5,
@@ -231,6 +257,10 @@ class Muon(torch.optim.Optimizer):
         defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
                         ns_steps=int(ns_steps), adjust_lr_fn=adjust_lr_fn, ns_dtype=ns_dtype, eps=eps)
         super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict) -> None:
+        super().add_param_group(param_group)
+        _check_muon_group(self.param_groups[-1])
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -274,31 +304,32 @@ class MuonWithAdamW(torch.optim.Optimizer):
     Each param group carries ``use_muon``; build it with ``MuonWithAdamW.for_model(model, ...)``.
     """
 
+    # The keys a param group may carry, with their defaults (Muon's are torch.optim.Muon's, AdamW's seed 000's).
+    MUON_DEFAULTS = dict(lr=2e-2, momentum=0.95, weight_decay=0.01, nesterov=True, ns_steps=5,
+                         adjust_lr_fn="original", ns_dtype=None, eps=1e-7)
+    ADAMW_DEFAULTS = dict(lr=2e-3, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.01, foreach=True)
+    COMMON_KEYS = ("params", "use_muon", "name", "initial_lr")  # initial_lr: set by LR schedulers
+
     def __init__(self, param_groups):
-        groups = []
-        for g in param_groups:
-            g = dict(g)
-            if g.get("use_muon"):
-                g.setdefault("lr", 2e-2)
-                g.setdefault("momentum", 0.95)
-                g.setdefault("weight_decay", 0.01)
-                g.setdefault("nesterov", True)
-                g.setdefault("ns_steps", 5)
-                g.setdefault("adjust_lr_fn", "original")
-                g.setdefault("ns_dtype", None)
-                g.setdefault("eps", 1e-7)
-                _check_hparams(g["lr"], weight_decay=g["weight_decay"], momentum=g["momentum"], eps=g["eps"])
-                _check_ns_steps(g["ns_steps"])
-                muon_lr_scale((2, 2), g["adjust_lr_fn"])
-            else:
-                g["use_muon"] = False
-                g.setdefault("lr", 2e-3)
-                g.setdefault("betas", (0.9, 0.95))
-                g.setdefault("eps", 1e-8)
-                g.setdefault("weight_decay", 0.01)
-                _check_hparams(g["lr"], betas=g["betas"], eps=g["eps"], weight_decay=g["weight_decay"])
-            groups.append(g)
-        super().__init__(groups, {})
+        super().__init__(list(param_groups), {})
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Fill in the defaults of the group's kind and reject unknown keys and invalid values: a
+        misspelled keyword (``nestrov=False``) would otherwise sit in the group, silently ignored."""
+        g = dict(param_group)
+        g["use_muon"] = require_bool("use_muon", g.get("use_muon", False))
+        defaults = self.MUON_DEFAULTS if g["use_muon"] else self.ADAMW_DEFAULTS
+        kind = "a Muon param group (use_muon=True)" if g["use_muon"] else "an AdamW param group (use_muon=False)"
+        reject_unknown(f"MuonWithAdamW: {kind}", g, (*defaults, *self.COMMON_KEYS))
+        for key, value in defaults.items():
+            g.setdefault(key, value)
+        super().add_param_group(g)
+        g = self.param_groups[-1]
+        if g["use_muon"]:
+            _check_muon_group(g)
+        else:
+            _check_hparams(g["lr"], betas=g["betas"], eps=g["eps"], weight_decay=g["weight_decay"])
+            require_bool("foreach", g["foreach"])
 
     @classmethod
     def for_model(cls, model: nn.Module, muon_lr=2e-2, adamw_lr=2e-3, momentum=0.95, betas=(0.9, 0.95),
@@ -330,6 +361,12 @@ def build_optimizer(name: str, model: nn.Module, lr: float | None = None, **kwar
     """
     key = name.lower()
     params = [p for p in model.parameters() if p.requires_grad]
+    accepted = {"adamw": inspect.signature(AdamW).parameters, "torch_adamw": inspect.signature(torch.optim.AdamW).parameters,
+                "muon_all": inspect.signature(Muon).parameters,
+                "muon": [*inspect.signature(MuonWithAdamW.for_model).parameters, *MuonWithAdamW.MUON_DEFAULTS]}
+    if key in accepted:
+        reject_unknown(f"build_optimizer({name!r})", kwargs,
+                       {k for k in accepted[key] if k not in ("self", "cls", "params", "model", "muon_kwargs", "lr", "muon_lr")})
     if key in ("adamw", "torch_adamw"):
         kwargs.setdefault("betas", (0.9, 0.95))
         kwargs.setdefault("weight_decay", 0.01)

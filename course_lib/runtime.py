@@ -17,10 +17,12 @@ def quick_mode() -> bool:
 
 
 def pick_device(prefer: str | None = None) -> torch.device:
-    """CUDA if present, else Apple MPS, else CPU. ``prefer`` (or ``COURSE_DEVICE``) forces one."""
-    prefer = prefer or os.environ.get("COURSE_DEVICE")
+    """CUDA if present, else Apple MPS, else CPU. ``prefer`` (or ``COURSE_DEVICE``) forces one,
+    checked by ``check_device``."""
     if prefer:
-        return torch.device(prefer)
+        return check_device(prefer)
+    if os.environ.get("COURSE_DEVICE"):
+        return check_device(os.environ["COURSE_DEVICE"], source="the environment variable COURSE_DEVICE")
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -41,3 +43,37 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cpu":
         return f"cpu ({torch.get_num_threads()} threads)"
     return device.type
+
+
+def available_devices() -> list[str]:
+    """The devices this machine and this torch build can train on, best first."""
+    found = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        found.append("mps")
+    return found + ["cpu"]
+
+
+def check_device(name, source: str = "the device") -> torch.device:
+    """``torch.device(name)`` if this machine has it; otherwise one ValueError saying what was asked,
+    what this machine has, and what to pass instead."""
+    has = available_devices()
+    instead = f"this machine has {', '.join(has)}: pass {' or '.join(has)} instead, or leave it unset to get {has[0]}"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"{source} {name!r} is not a device name; {instead}") from None
+    if device.type == "cuda":
+        if torch.version.cuda is None:
+            why = f"this torch {torch.__version__} is a CPU-only build (no CUDA support compiled in)"
+        elif not torch.cuda.is_available():
+            why = "no CUDA GPU is visible to this process"
+        elif device.index is not None and device.index >= torch.cuda.device_count():
+            why = f"only {torch.cuda.device_count()} GPU(s) are visible"
+        else:
+            return device
+        raise ValueError(f"{source} {name!r} was asked for, but {why}; {instead}")
+    if device.type == "mps" and "mps" not in has:
+        raise ValueError(f"{source} {name!r} was asked for, but Apple's MPS is not available here; {instead}")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"{source} {name!r} is a device type the course does not train on; {instead}")
+    return device

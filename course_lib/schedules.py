@@ -50,7 +50,9 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: flo
     """Linear warmup 0 → 1 over ``warmup_steps``, then a half cosine from 1 to ``min_ratio`` at
     ``total_steps``; stays at ``min_ratio`` after that. Equals
     ``transformers.get_cosine_with_min_lr_schedule_with_warmup(min_lr_rate=min_ratio)`` for
-    ``step ≤ total_steps`` (transformers keeps following the cosine back up after the end)."""
+    ``step ≤ total_steps`` (transformers keeps following the cosine back up after the end), except
+    when ``warmup_steps == total_steps``: there transformers returns 1.0 at ``total_steps`` (its
+    decay progress is 0/max(1, 0)), this function ``min_ratio`` as at the end of every other run."""
     return _warmup_then_decay(step, warmup_steps, total_steps, min_ratio, "cosine")
 
 
@@ -62,7 +64,8 @@ def _warmup_then_decay(step: int, warmup_steps: int, total_steps: int, min_ratio
         raise ValueError(f"warmup_steps={warmup_steps} is longer than total_steps={total_steps}")
     if step < warmup_steps:
         return step / max(1, warmup_steps)
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    # At and after total_steps the decay is complete, also when warmup fills the whole run.
+    progress = 1.0 if step >= total_steps else (step - warmup_steps) / (total_steps - warmup_steps)
     return min_ratio + (1.0 - min_ratio) * decay_shape(progress, shape)
 
 

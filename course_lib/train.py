@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .data import make_loader
+from .validate import require_number
 
 
 @dataclass
@@ -116,14 +117,11 @@ def train(
       ``len(result.train_loss) + 1`` and ``steps`` is the total.
     - ``on_step(step, result)``: called after every step (checkpointing, logging).
     """
-    if int(steps) != steps or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    if clip_norm is not None and not clip_norm >= 0:
-        raise ValueError(f"clip_norm must be ≥ 0 or None, got {clip_norm}")
-    if eval_every < 0:
-        raise ValueError(f"eval_every must be ≥ 0, got {eval_every}")
-    if int(accum_steps) != accum_steps or accum_steps < 1:
-        raise ValueError(f"accum_steps must be a positive integer, got {accum_steps!r}")
+    steps = require_number("steps", steps, at_least=1, integer=True)
+    if clip_norm is not None:
+        require_number("clip_norm", clip_norm, at_least=0.0, hint="pass None or 0 to turn clipping off")
+    eval_every = require_number("eval_every", eval_every, at_least=0, integer=True, hint="0 turns evaluation off")
+    accum_steps = require_number("accum_steps", accum_steps, at_least=1, integer=True)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     is_main = dist_context is None or dist_context.is_main
     result = TrainResult(name=name) if result is None else result
@@ -163,18 +161,29 @@ def train(
             norm = torch.nn.utils.clip_grad_norm_(params, clip_norm)
         else:
             norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))
+        norm = float(norm)
+        if not math.isfinite(norm):
+            raise FloatingPointError(
+                f"{name}: the gradient norm is {norm} at step {step} (the loss, {loss_value:.4g}, was finite); "
+                "training stopped before the update. Look for an overflow in the model (try float32 or bf16 "
+                "instead of fp16) or a bad batch."
+            )
         result.lr.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
         result.train_loss.append(loss_value)
-        result.grad_norm.append(float(norm))
+        result.grad_norm.append(norm)
         result.tokens += batch.numel()
         if is_main and val_dataset is not None and eval_every and (step % eval_every == 0 or step == steps):
             elapsed = time.perf_counter()
             result.val_steps.append(step)
             with _autocast(device, autocast_dtype):
                 result.val_loss.append(evaluate(unwrap_model(model), val_dataset, eval_batch_size, device))
+            if not math.isfinite(result.val_loss[-1]):
+                check_finite_weights(model, step, name)
+                raise FloatingPointError(f"{name}: the held-out loss is {result.val_loss[-1]} after step {step}; "
+                                         "training stopped. Check the held-out data and the learning rate.")
             start += time.perf_counter() - elapsed  # evaluation time is not training time
         if on_step is not None:
             elapsed = time.perf_counter()
@@ -191,7 +200,22 @@ def train(
     result.seconds = seconds_before + time.perf_counter() - start
     if bar is not None:
         bar.close()
+    check_finite_weights(model, steps, name)  # the last update is never followed by a loss that would show it
     return result
+
+
+def check_finite_weights(model: nn.Module, step: int, name: str = "run") -> None:
+    """Raise FloatingPointError naming the step and the first parameters that hold inf or NaN.
+
+    A non-finite update shows up in the next step's loss, except after the last step (or right
+    before a checkpoint is written), so those places check the weights themselves."""
+    bad = [n for n, p in unwrap_model(model).named_parameters() if not bool(torch.isfinite(p).all())]
+    if bad:
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise FloatingPointError(
+            f"{name}: after the update of step {step} the weights hold inf or NaN ({shown}); training stopped. "
+            "Try a lower learning rate, a larger eps, or gradient clipping."
+        )
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None):
