@@ -206,15 +206,12 @@ def muon_lr_scale(shape, adjust_lr_fn: str | None = "original") -> float:
     raise ValueError(f"Unknown adjust_lr_fn {adjust_lr_fn!r}; use 'original' or 'match_rms_adamw'")
 
 
-def _check_ns_steps(ns_steps) -> None:
-    require_number("ns_steps", ns_steps, at_least=0, integer=True)
-
-
 def _check_muon_group(group: dict) -> None:
-    """Validate one Muon param group: its hyperparameters and that every parameter is a tensor Muon can
-    orthogonalize (at least one dimension and one entry)."""
+    """Validate one Muon param group (``Muon`` and ``MuonWithAdamW`` both call it on every group they
+    add): its hyperparameters, ``ns_steps`` stored as an int, and that every parameter is a tensor
+    Muon can orthogonalize (at least one dimension and one entry)."""
     _check_hparams(group["lr"], weight_decay=group["weight_decay"], momentum=group["momentum"], eps=group["eps"])
-    _check_ns_steps(group["ns_steps"])
+    group["ns_steps"] = require_number("ns_steps", group["ns_steps"], at_least=0, integer=True)
     require_bool("nesterov", group["nesterov"])
     muon_lr_scale((2, 2), group["adjust_lr_fn"])  # validates the name
     if group["ns_dtype"] is not None and not isinstance(group["ns_dtype"], torch.dtype):
@@ -251,14 +248,12 @@ class Muon(torch.optim.Optimizer):
 
     def __init__(self, params, lr=2e-2, weight_decay=0.01, momentum=0.95, nesterov=True, ns_steps=5,
                  adjust_lr_fn="original", ns_dtype=None, eps=1e-7):
-        _check_hparams(lr, weight_decay=weight_decay, momentum=momentum, eps=eps)
-        _check_ns_steps(ns_steps)
-        muon_lr_scale((2, 2), adjust_lr_fn)  # validates the name
         defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
-                        ns_steps=int(ns_steps), adjust_lr_fn=adjust_lr_fn, ns_dtype=ns_dtype, eps=eps)
+                        ns_steps=ns_steps, adjust_lr_fn=adjust_lr_fn, ns_dtype=ns_dtype, eps=eps)
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict) -> None:
+        """torch fills in the defaults; then the group is checked (hyperparameters and shapes)."""
         super().add_param_group(param_group)
         _check_muon_group(self.param_groups[-1])
 
