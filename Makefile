@@ -49,6 +49,7 @@ notebooks: setup
 
 benchmark: setup
 	$(PY) benchmarks/bench_capstone.py
+	$(PY) benchmarks/bench_seed_call.py
 
 clean:
 	rm -rf $(VENV) student outputs .pytest_cache

@@ -96,6 +96,32 @@ class TransformerConfig:
         return asdict(self)
 
 
+def _chunk_loss_terms(h, weight, t, acc):
+    """One chunk: exp(logits − row max), written over the logits buffer; its row sums; each row's loss."""
+    logits = (h @ weight.T).to(acc)
+    rows = torch.arange(len(t), device=t.device)
+    target_logit = logits[rows, t.clamp(min=0)]
+    peak = logits.amax(dim=-1, keepdim=True)
+    exps = logits.sub_(peak).exp_()  # reuse the logits buffer
+    sums = exps.sum(dim=-1, keepdim=True)
+    row_loss = peak.squeeze(-1) + sums.squeeze(-1).log() - target_logit  # logsumexp − target logit
+    return exps, sums, row_loss
+
+
+@torch.no_grad()
+def chunked_cross_entropy_loss(hidden, weight, targets, chunk_size: int = 256):
+    """Loss only (no gradients, for evaluation): mean cross-entropy of ``hidden @ weight.T`` against
+    ``targets`` (-100 skipped), one chunk of logits at a time. Same value as ``LinearCrossEntropy``."""
+    valid = targets != -100
+    acc = torch.promote_types(hidden.dtype, torch.float32)  # fp32 at least, fp64 stays fp64
+    total = hidden.new_zeros((), dtype=acc)
+    for start in range(0, hidden.shape[0], chunk_size):
+        end = start + chunk_size
+        _, _, row_loss = _chunk_loss_terms(hidden[start:end], weight, targets[start:end], acc)
+        total += (row_loss * valid[start:end]).sum()
+    return total / max(int(valid.sum()), 1)
+
+
 class LinearCrossEntropy(torch.autograd.Function):
     """Mean cross-entropy of ``hidden @ weight.T`` against ``targets``, chunk by chunk.
 
@@ -103,7 +129,8 @@ class LinearCrossEntropy(torch.autograd.Function):
     soft-maxing and back-propagating through them costs more than the LM-head matmuls. Here each
     chunk's logits are turned into the loss and, right away, into the gradients of ``hidden`` and
     ``weight`` (d loss/d logits = softmax − one-hot), so no full logits tensor ever exists. Same
-    result as ``F.cross_entropy(hidden @ weight.T, targets)`` up to float rounding.
+    result as ``F.cross_entropy(hidden @ weight.T, targets)`` up to float rounding. For the loss
+    alone (no backward), ``chunked_cross_entropy_loss`` skips the gradient work.
     """
 
     @staticmethod
@@ -118,17 +145,10 @@ class LinearCrossEntropy(torch.autograd.Function):
             h = hidden[start : start + chunk_size]
             t = targets[start : start + chunk_size]
             ok = valid[start : start + chunk_size]
-            logits = (h @ weight.T).to(acc)
-            rows = torch.arange(len(t), device=t.device)
-            safe_t = t.clamp(min=0)
-            target_logit = logits[rows, safe_t]
-            peak = logits.amax(dim=-1, keepdim=True)
-            probs = logits.sub_(peak).exp_()  # reuse the logits buffer
-            sums = probs.sum(dim=-1, keepdim=True)
-            lse = peak.squeeze(-1) + sums.squeeze(-1).log()
-            total += ((lse - target_logit) * ok).sum()
-            probs.div_(sums)
-            probs[rows, safe_t] -= 1.0
+            probs, sums, row_loss = _chunk_loss_terms(h, weight, t, acc)
+            total += (row_loss * ok).sum()
+            probs.div_(sums)  # softmax
+            probs[torch.arange(len(t), device=t.device), t.clamp(min=0)] -= 1.0  # − one-hot
             probs.mul_((ok.to(acc) / max(count, 1)).unsqueeze(-1))
             grad_hidden[start : start + chunk_size] = probs @ weight.to(acc)
             grad_weight.addmm_(probs.T, h.to(acc))
@@ -324,12 +344,20 @@ class TransformerForCausalLM(nn.Module):
         if labels.shape != input_ids.shape:
             raise ValueError(f"labels shape {tuple(labels.shape)} != input_ids shape {tuple(input_ids.shape)}")
         check_labels(labels, self.config.vocab_size)
-        targets = labels[:, 1:].reshape(-1)
         if not return_logits:
+            targets = labels[:, 1:].reshape(-1)
             flat_hidden = hidden[:, :-1].reshape(-1, hidden.shape[-1])
-            loss = LinearCrossEntropy.apply(flat_hidden, self.lm_head.weight, targets)
+            weight = self.lm_head.weight
+            if torch.is_grad_enabled() and (flat_hidden.requires_grad or weight.requires_grad):
+                loss = LinearCrossEntropy.apply(flat_hidden, weight, targets)
+            else:  # evaluation: no backward will come, so skip the gradient work
+                loss = chunked_cross_entropy_loss(flat_hidden, weight, targets)
             return CausalLMOutput(loss=loss, logits=None)
         logits = self.lm_head(hidden)
-        flat = logits[:, :-1].reshape(-1, logits.shape[-1])
-        loss = F.cross_entropy(flat.float(), targets, ignore_index=-100)
+        # Shift the labels, not the logits (as transformers does): slicing logits[:, :-1] would copy
+        # the whole (batch, seq, vocab) tensor. The last position gets -100, so it is skipped.
+        targets = F.pad(labels[:, 1:], (0, 1), value=-100).reshape(-1)
+        flat = logits.view(-1, logits.shape[-1])  # a view: no copy
+        acc = torch.promote_types(flat.dtype, torch.float32)  # upcast bf16/fp16 only
+        loss = F.cross_entropy(flat.to(acc), targets, ignore_index=-100)
         return CausalLMOutput(loss=loss, logits=logits)
