@@ -191,12 +191,3 @@ def device_peak_flops(device: torch.device) -> tuple[float | None, str]:
     if device.type != "cuda":
         return None, f"peak unknown for {device.type}: MFU not reported"
     return peak_flops(torch.cuda.get_device_name(device))
-
-
-def autocast_dtype_for(device: torch.device, precision: str = "auto") -> torch.dtype | None:
-    """The autocast dtype: ``auto`` is bf16 on CUDA and none (fp32) elsewhere; ``bf16``/``fp32`` force it."""
-    if precision not in ("auto", "bf16", "fp32"):
-        raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {precision!r}")
-    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
-        return None
-    return torch.bfloat16

@@ -137,3 +137,16 @@ def verify_resource(folder: Path) -> list[str]:
                 f"starting with {digest[:12]}. {how_to_restore(path)}"
             )
     return sorted(expected)
+
+
+def results_file(name: str) -> Path:
+    """A committed result of the course, ``results/<name>``, found like the resources (the current
+    folder or a parent of it, then next to the installed package); FileNotFoundError says how to
+    make it otherwise."""
+    cwd = Path.cwd().resolve()
+    for base in (cwd, *cwd.parents, Path(__file__).resolve().parent.parent):
+        if (base / "results" / name).is_file():
+            return base / "results" / name
+    raise FileNotFoundError(f"results/{name} is not in this folder or any parent of it. It ships with the course "
+                            "repository (clone it whole), or recompute it from the repository root with "
+                            "`make compare` and copy outputs/capstone/ to results/.")

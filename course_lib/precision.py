@@ -435,3 +435,12 @@ def underflow_fraction(values: torch.Tensor, dtype: torch.dtype, scale: float = 
         subnormal=float(((cast != 0) & (cast.abs() < tiny)).sum()) / n,
         overflow=float(torch.isinf(cast).sum()) / n,
     )
+
+
+def autocast_dtype_for(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """The autocast dtype: ``auto`` is bf16 on CUDA and none (fp32) elsewhere; ``bf16``/``fp32`` force it."""
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {precision!r}")
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return None
+    return torch.bfloat16

@@ -45,7 +45,7 @@ class ResultsFile:
     """The experiment's JSON, rewritten after every finished run.
 
     ``header`` holds the settings (``header["config"]`` must match to continue a file). Runs are stored
-    under key paths such as ``("heldout", "muon")``. ``restart=True`` ignores an existing file.
+    under key paths such as ``("cells", "one_pass_constant", "muon", "seeds", "seed_0")``. ``restart=True`` ignores an existing file.
     With ``path=None`` nothing is written (results stay in memory).
     """
 

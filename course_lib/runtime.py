@@ -77,3 +77,20 @@ def check_device(name, source: str = "the device") -> torch.device:
     if device.type not in ("cpu", "cuda", "mps"):
         raise ValueError(f"{source} {name!r} is a device type the course does not train on; {instead}")
     return device
+
+
+LANG_ENV_VAR = "COURSE_LANG"
+
+
+def notebook_language() -> str:
+    """"ko" or "en": the ``COURSE_LANG`` environment variable if set, else "ko" when the current folder
+    is ``notebooks/ko`` (Jupyter and nbmake run a notebook in its own folder), else "en". Code that
+    prints for a reader calls this, so the Korean and English notebooks keep identical code."""
+    lang = os.environ.get(LANG_ENV_VAR, "").strip().lower()
+    if lang:
+        if lang not in ("en", "ko"):
+            raise ValueError(f"{LANG_ENV_VAR} must be 'en' or 'ko', got {lang!r}")
+        return lang
+    from pathlib import Path
+
+    return "ko" if Path.cwd().name == "ko" else "en"

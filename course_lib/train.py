@@ -25,6 +25,7 @@ class TrainResult:
     lr: list[float] = field(default_factory=list)
     val_steps: list[int] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
+    val_seconds: list[float] = field(default_factory=list)  # training seconds before each evaluation
     seconds: float = 0.0
     tokens: int = 0
 
@@ -76,6 +77,25 @@ def evaluate(model: nn.Module, dataset, batch_size: int = 16, device=None) -> fl
     return total / count
 
 
+@dataclass(frozen=True)
+class ScaleOut:
+    """How one step runs beyond a single fp32 process (notebook 10); the default changes nothing.
+
+    - ``accum_steps``: each batch is cut into that many equal micro-batches whose gradients add up
+      (each micro-batch loss weighted by its share of the tokens), then one optimizer step.
+    - ``dist_context`` (``course_lib.distributed.DistContext``) with the model wrapped in
+      DistributedDataParallel: each batch is the *global* batch; this rank keeps its contiguous
+      shard, DDP averages the gradients in backward (only on the last micro-batch; ``no_sync``
+      before it), and the recorded loss is the token-weighted mean over all ranks. Only rank 0
+      evaluates and shows progress.
+    - ``autocast_dtype`` (e.g. ``torch.bfloat16`` on CUDA): forward passes under ``torch.autocast``.
+    """
+
+    accum_steps: int = 1
+    dist_context: object = None
+    autocast_dtype: torch.dtype | None = None
+
+
 def train(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -90,9 +110,7 @@ def train(
     device=None,
     progress: bool = True,
     name: str = "run",
-    accum_steps: int = 1,
-    dist_context=None,
-    autocast_dtype: torch.dtype | None = None,
+    scale: ScaleOut | None = None,
     result: TrainResult | None = None,
     on_step: Callable[[int, TrainResult], None] | None = None,
 ) -> TrainResult:
@@ -103,16 +121,9 @@ def train(
     loss and pre-clip gradient norm every step and the held-out loss every ``eval_every`` steps and
     at the end. Stops with FloatingPointError naming the step if the loss is not finite.
 
-    Scaling up (all optional; the defaults give the single-process loop above, unchanged):
+    Also optional:
 
-    - ``accum_steps``: each batch is cut into that many equal micro-batches whose gradients add up
-      (each micro-batch loss weighted by its share of the tokens), then one optimizer step.
-    - ``dist_context`` (``course_lib.distributed.DistContext``) with ``model`` wrapped in
-      DistributedDataParallel: each batch from ``batches`` is the *global* batch; this rank keeps
-      its contiguous shard, DDP averages the gradients in backward (only on the last micro-batch;
-      ``no_sync`` before it), and the recorded loss is the token-weighted mean over all ranks. Only
-      rank 0 evaluates (``val_dataset``) and shows progress.
-    - ``autocast_dtype`` (e.g. ``torch.bfloat16`` on CUDA): forward passes under ``torch.autocast``.
+    - ``scale`` (``ScaleOut``): gradient accumulation, data-parallel processes, autocast.
     - ``result``: a history to continue (resuming from a checkpoint): training starts at step
       ``len(result.train_loss) + 1`` and ``steps`` is the total.
     - ``on_step(step, result)``: called after every step (checkpointing, logging).
@@ -121,7 +132,9 @@ def train(
     if clip_norm is not None:
         require_number("clip_norm", clip_norm, at_least=0.0, hint="pass None or 0 to turn clipping off")
     eval_every = require_number("eval_every", eval_every, at_least=0, integer=True, hint="0 turns evaluation off")
-    accum_steps = require_number("accum_steps", accum_steps, at_least=1, integer=True)
+    scale = scale or ScaleOut()
+    accum_steps = require_number("accum_steps", scale.accum_steps, at_least=1, integer=True)
+    dist_context, autocast_dtype = scale.dist_context, scale.autocast_dtype
     device = torch.device(device) if device is not None else next(model.parameters()).device
     is_main = dist_context is None or dist_context.is_main
     result = TrainResult(name=name) if result is None else result
@@ -176,8 +189,11 @@ def train(
         result.grad_norm.append(norm)
         result.tokens += batch.numel()
         if is_main and val_dataset is not None and eval_every and (step % eval_every == 0 or step == steps):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)  # the clock must not stop before the GPU has finished the step
             elapsed = time.perf_counter()
             result.val_steps.append(step)
+            result.val_seconds.append(seconds_before + elapsed - start)
             with _autocast(device, autocast_dtype):
                 result.val_loss.append(evaluate(unwrap_model(model), val_dataset, eval_batch_size, device))
             if not math.isfinite(result.val_loss[-1]):

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from course_lib import capstone
-from course_lib.capstone import CapstoneConfig
+from course_lib.capstone import CapstoneConfig, runner
 from course_lib.data import TokenChunkDataset, batch_stream
 from course_lib.models import TransformerConfig, TransformerForCausalLM
 from course_lib.nbtools import SETUP_CODE
@@ -239,7 +239,7 @@ def test_warmup_filling_the_whole_run_ends_at_min_ratio(n):
     (["--tokens", "no/such/folder"], "--tokens no/such/folder: no such folder"),
 ])
 def test_command_line_errors_are_usage_errors_quoting_the_value(args, quoted, capsys, monkeypatch, tmp_path):
-    monkeypatch.setattr(capstone, "_run_one", _must_not_train)
+    monkeypatch.setattr(runner, "run_one", _must_not_train)
     with pytest.raises(SystemExit) as exit_info:
         capstone.main([*args, "--out", str(tmp_path)])
     assert exit_info.value.code == 2
@@ -262,7 +262,7 @@ def _must_not_train(*args, **kwargs):
 
 
 def test_out_pointing_at_a_file_fails_before_the_first_step(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(capstone, "_run_one", _must_not_train)
+    monkeypatch.setattr(runner, "run_one", _must_not_train)
     target = tmp_path / "results.json"
     target.write_text("{}")
     with pytest.raises(SystemExit) as exit_info:
@@ -275,7 +275,8 @@ def test_capstone_config_quotes_the_bad_value():
     for kwargs, quoted in ((dict(steps=-5), "steps must be ≥ 1, got -5"),
                            (dict(batch_size=0), "batch_size must be ≥ 1, got 0"),
                            (dict(muon_lr=math.nan), "muon_lr must be a finite number, got nan"),
-                           (dict(adamw_sweep=(1e-3, -1e-3)), "got -0.001")):
+                           (dict(lr_centres={"one_pass_constant": {}}), "no starting learning rate"),
+                           (dict(search_max_points=2), "search_max_points must be ≥ 3, got 2")):
         with pytest.raises(ValueError) as err:
             CapstoneConfig(**kwargs)
         assert quoted in str(err.value)
@@ -288,33 +289,34 @@ TINY = dict(steps=3, eval_every=3, seq_len=32, hidden_size=32, intermediate_size
 
 
 def test_interrupted_capstone_keeps_finished_runs_and_a_rerun_continues(tmp_path, monkeypatch):
-    config = CapstoneConfig(**TINY)
+    config = CapstoneConfig.quick(**TINY)
     path = tmp_path / "capstone_compact.json"
-    real_run_one = capstone._run_one
+    real_run_one = runner.run_one
     trained = []
 
-    def interrupt_third(*args, **kwargs):
-        if len(trained) == 2:
-            raise KeyboardInterrupt  # Ctrl-C during the third run
+    def interrupt_fourth(*args, **kwargs):
+        if len(trained) == 3:
+            raise KeyboardInterrupt  # Ctrl-C during the fourth run (the second of the first LR search)
         trained.append(kwargs.get("name"))
         return real_run_one(*args, **kwargs)
 
-    monkeypatch.setattr(capstone, "_run_one", interrupt_third)
+    monkeypatch.setattr(runner, "run_one", interrupt_fourth)
     with pytest.raises(KeyboardInterrupt):
-        capstone.run_capstone(config, progress=False, sweep=False, results_path=path, log=lambda *a: None)
+        capstone.run_capstone(config, progress=False, results_path=path, log=lambda *a: None)
     saved = json.loads(path.read_text())
-    assert saved["complete"] is False and saved["finished_runs"] == 2
-    assert set(saved["replica"]) == {"torch_adamw", "muon_all"} and saved["heldout"] == {}
+    assert saved["complete"] is False and saved["finished_runs"] == 3
+    assert set(saved["replica"]) == {"torch_adamw", "muon_all"}
+    assert list(saved["cells"]["one_pass_constant"]["torch_adamw"]["lr_search"]) == ["0.002"]
     assert all(len(run["train_loss"]) == 3 for run in saved["replica"].values())
 
     rerun = []
-    monkeypatch.setattr(capstone, "_run_one", lambda *a, **k: rerun.append(k.get("name")) or real_run_one(*a, **k))
-    results = capstone.run_capstone(config, progress=False, sweep=False, results_path=path, log=lambda *a: None)
-    assert rerun == ["held-out AdamW", "held-out Muon (all params, seed)", "held-out Muon hybrid"]  # only the missing
+    monkeypatch.setattr(runner, "run_one", lambda *a, **k: rerun.append(k.get("name")) or real_run_one(*a, **k))
+    results = capstone.run_capstone(config, progress=False, results_path=path, log=lambda *a: None)
+    assert rerun[0] == "one_pass_constant AdamW lr=0.004"  # only the missing runs, from where it stopped
+    assert not any(name.startswith("replica") for name in rerun) and len(set(rerun)) == len(rerun)
     assert results["replica"] == saved["replica"]  # the finished runs were taken from the file, not retrained
     final = json.loads(path.read_text())
-    assert final["complete"] is True and final["finished_runs"] == 5 and set(final["heldout"]) == {
-        "torch_adamw", "muon_all", "muon"}
+    assert final["complete"] is True and final["finished_runs"] == 3 + len(rerun)
 
 
 def test_results_of_other_settings_are_not_continued(tmp_path):
@@ -322,7 +324,7 @@ def test_results_of_other_settings_are_not_continued(tmp_path):
     path.write_text(json.dumps({"config": {**json.loads(json.dumps(CapstoneConfig(**TINY).__dict__)),
                                            "steps": 7}, "replica": {}}))
     with pytest.raises(ValueError, match=r"other settings \(steps: 7 in the file, now 3\).*--restart"):
-        capstone.run_capstone(CapstoneConfig(**TINY), progress=False, sweep=False, results_path=path,
+        capstone.run_capstone(CapstoneConfig(**TINY), progress=False, study=False, results_path=path,
                               log=lambda *a: None)
 
 
@@ -330,7 +332,7 @@ def test_interrupted_command_says_where_the_finished_runs_are(tmp_path, monkeypa
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(capstone, "_run_one", interrupt)
+    monkeypatch.setattr(runner, "run_one", interrupt)
     assert capstone.main(["--quick", "--no-progress", "--out", str(tmp_path)]) == 130
     assert f"every finished run is saved in {tmp_path}; run the same command again" in capsys.readouterr().err
 
@@ -368,7 +370,7 @@ def test_notebooks_leave_nothing_in_the_temp_folder():
 
 @pytest.mark.parametrize("content", [b"", b"not a checkpoint", b"PK\x03\x04truncated"])
 def test_resume_from_a_damaged_file_is_one_usage_error(content, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(capstone, "_run_one", _must_not_train)
+    monkeypatch.setattr(runner, "run_one", _must_not_train)
     bad = tmp_path / "muon.pt"
     bad.write_bytes(content)
     with pytest.raises(SystemExit) as exit_info:

@@ -67,7 +67,7 @@ def _final(path):
 
 def _run(config, data, opt, path, monkeypatch=None, crash_at=None, resume=None):
     if crash_at is not None:  # run_one kills its process with os.kill; here it raises instead
-        monkeypatch.setattr(capstone.os, "kill", lambda *a: (_ for _ in ()).throw(Crash()))
+        monkeypatch.setattr(capstone.runner.os, "kill", lambda *a: (_ for _ in ()).throw(Crash()))
     try:
         return run_one(config, data.train, opt, val_set=data.val, device="cpu", progress=False, checkpoint_path=path,
                        checkpoint_every=2, crash_after_step=crash_at, resume=resume)

@@ -16,9 +16,10 @@ import torch
 
 from course_lib import capstone
 from course_lib.capstone import CapstoneConfig, fit_batch_to_data, prepare_data, record_run, run_one
-from course_lib.distributed import (DistContext, autocast_dtype_for, global_mean, init_distributed,
-                                    launched_by_torchrun, peak_flops, plan_batches, shard_rows, split_micro_batches)
+from course_lib.distributed import (DistContext, global_mean, init_distributed, launched_by_torchrun, peak_flops,
+                                    plan_batches, shard_rows, split_micro_batches)
 from course_lib.models import TransformerConfig, TransformerForCausalLM
+from course_lib.precision import autocast_dtype_for
 from course_lib.train import TrainResult
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,4 +145,4 @@ def test_two_process_gloo_run_matches_one_process(tmp_path):
         assert len(diffs) == 4 and max(diffs) < LOSS_ATOL, (opt, diffs)
         assert abs(ddp["val_loss"][-1] - one["val_loss"][-1]) < LOSS_ATOL
     summary = json.loads((tmp_path / "ddp" / "scaled_capstone_compact.json").read_text())
-    assert summary["world_size"] == 2 and summary["micro_batch"] == 8
+    assert summary["world_size"] == 2 and summary["micro_batch"] == CapstoneConfig.quick().batch_size // 2

@@ -3,7 +3,7 @@
 import json
 import re
 
-from course_lib.capstone import results_table
+from course_lib.capstone import readme_section, replace_readme_section
 
 from .notebook_helpers import ROOT
 
@@ -22,10 +22,14 @@ def test_every_image_in_the_readme_exists():
     assert not missing, f"images the README shows but the repository lacks: {missing}"
 
 
-def test_results_table_is_the_committed_run():
-    results = json.loads((RESULTS / "capstone_compact.json").read_text())
-    assert results["config"]["steps"] == 200, "the README must show a full run, not quick mode"
-    assert results_table(results) in README, "README's results table differs from results/capstone_compact.json"
+def test_capstone_section_is_generated_from_the_committed_run():
+    results = json.loads((RESULTS / "capstone_compact.json").read_text(encoding="utf-8"))
+    assert results["complete"] and results["config"]["steps"] == 200 and results["config"]["seeds"] >= 5, \
+        "the README must show a full run, not quick mode"
+    assert readme_section(results) in README, (
+        "README's capstone section differs from results/capstone_compact.json; run "
+        "`python -m course_lib.capstone --update-readme results/capstone_compact.json`")
+    assert replace_readme_section(README, results) == README
 
 
 def test_speed_figures_are_the_recorded_benchmark():

@@ -1,0 +1,205 @@
+"""The capstone's command line: ``python -m course_lib.capstone`` (see the package docstring)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+from ..checkpoint import load_checkpoint
+from ..distributed import DistContext, barrier, close_distributed, init_distributed
+from ..results import check_output_folder
+from ..runtime import check_device, pick_device, quick_mode
+from .experiment import CapstoneConfig, prepare_data
+from .figures import plot_capstone, plot_runs
+from .report import report_markdown
+from .runner import record_run, run_capstone, run_one, run_pair
+
+
+def _int_at_least(low: int):
+    """An argparse type: an integer ≥ ``low``; anything else is a usage error that quotes the value."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number ≥ {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be ≥ {low}, got {text!r}")
+        return value
+
+    parse.__name__ = f"integer ≥ {low}"
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m course_lib.capstone",
+                                     description="AdamW vs Muon on 128k FineWeb tokens (the course capstone).",
+                                     epilog="Runs unchanged under torchrun --standalone --nproc_per_node=N "
+                                            "(DistributedDataParallel, gloo on CPU, NCCL on GPU).")
+    parser.add_argument("--vocab", choices=("compact", "full"), default="compact")
+    parser.add_argument("--steps", type=_int_at_least(1), default=None, help="optimizer steps per run (default 200)")
+    parser.add_argument("--quick", action="store_true", help="a few steps only (also set by COURSE_QUICK=1)")
+    parser.add_argument("--replica-only", action="store_true",
+                        help="only the seed replica (2 runs), not the held-out study")
+    parser.add_argument("--seeds", type=_int_at_least(2), default=None,
+                        help="study seeds per optimizer (default 5; quick mode 2)")
+    parser.add_argument("--out", type=Path, default=Path("outputs/capstone"),
+                        help="folder for the PNG and JSON; the JSON is written after every finished run, and "
+                             "running the same command again continues from it")
+    parser.add_argument("--restart", action="store_true",
+                        help="train every run again, overwriting the results in --out")
+    parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--update-readme", type=Path, metavar="RESULTS_JSON", default=None,
+                        help="rewrite README.md's capstone section from a finished results file, then exit")
+    scale = parser.add_argument_group("scaling up (notebook 10): one run per optimizer, resumable")
+    scale.add_argument("--optimizers", nargs="+", choices=("torch_adamw", "adamw", "muon", "muon_all"),
+                       help="run only these optimizers, once each, on the held-out split")
+    scale.add_argument("--preset", choices=("gpt2-small",), help="seed 002's scale (GPU): GPT-2 small shape, "
+                       "context 1024, batch 480, warmup + cosine; AdamW vs hybrid Muon")
+    scale.add_argument("--smoke", action="store_true", help="with --preset: 2 tiny steps, allowed on a CPU")
+    scale.add_argument("--tokens", type=Path, default=None, help="another token dataset saved like the course's")
+    scale.add_argument("--batch-size", type=_int_at_least(1), default=None,
+                       help="global batch (sequences per optimizer step)")
+    scale.add_argument("--micro-batch", type=_int_at_least(1), default=None,
+                       help="largest micro-batch per process; the rest is gradient accumulation")
+    scale.add_argument("--precision", choices=("auto", "bf16", "fp32"), default=None,
+                       help="auto: bf16 autocast on CUDA, fp32 elsewhere")
+    scale.add_argument("--compile", action="store_true", help="torch.compile the model (off by default)")
+    scale.add_argument("--checkpoint-every", type=_int_at_least(0), default=0,
+                       help="save a resumable checkpoint every K steps (0: only at the end)")
+    scale.add_argument("--resume", type=Path, default=None, help="continue the run saved in this checkpoint")
+    scale.add_argument("--crash-after-step", type=_int_at_least(1), default=None,
+                       help="for tests and demos: kill the process (SIGKILL) right after this step")
+    return parser
+
+
+def config_from_args(args) -> CapstoneConfig:
+    quick = args.quick or quick_mode()
+    if args.preset:
+        make = CapstoneConfig.gpt2_small_smoke if args.smoke else CapstoneConfig.gpt2_small
+        config = make(vocab=args.vocab)
+    else:
+        config = CapstoneConfig.quick(vocab=args.vocab) if quick else CapstoneConfig(vocab=args.vocab)
+    changes = {k: v for k, v in dict(steps=args.steps, batch_size=args.batch_size, max_micro_batch=args.micro_batch,
+                                     precision=args.precision, seeds=getattr(args, "seeds", None)).items()
+               if v is not None}
+    if args.tokens is not None:
+        changes["tokens_path"] = str(args.tokens)
+    if args.compile:
+        changes["compile"] = True
+    if "steps" in changes and config.warmup_steps > changes["steps"]:
+        changes["warmup_steps"] = max(0, changes["steps"] // 20)
+    return replace(config, **changes)
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.update_readme is not None:
+        return _update_readme(parser, args.update_readme)
+    if args.smoke and not args.preset:
+        parser.error("--smoke goes with --preset gpt2-small")
+    if (args.checkpoint_every or args.crash_after_step) and not (args.optimizers or args.preset or args.resume):
+        parser.error("--checkpoint-every and --crash-after-step work with --optimizers, --preset or --resume")
+    if args.resume is not None and not args.resume.is_file():
+        parser.error(f"--resume {args.resume}: no such checkpoint file")
+    if args.tokens is not None and not args.tokens.is_dir():
+        parser.error(f"--tokens {args.tokens}: no such folder (a dataset saved with datasets' save_to_disk)")
+    # Everything that can be checked is checked before the first step: a bad value must not cost a run.
+    try:
+        device = check_device(args.device, source="--device") if args.device else pick_device()
+        config = None if args.resume is not None else config_from_args(args)
+        ckpt = load_checkpoint(args.resume) if args.resume is not None else None  # CheckpointError if damaged
+    except (TypeError, ValueError) as err:
+        parser.error(str(err))
+    if args.preset and device.type != "cuda" and not args.smoke:
+        parser.error(f"--preset {args.preset} trains a model of about 100M parameters on 1,024-token sequences: "
+                     f"it needs a GPU (this process sees {device.type}). Run `--preset {args.preset} --smoke` "
+                     "to check that it starts on this machine.")
+    ctx, device = init_distributed(device)
+    try:
+        if ctx.is_main:
+            try:
+                check_output_folder(args.out)
+            except ValueError as err:
+                parser.error(str(err))
+        if args.resume is not None:
+            return _main_resume(args, ckpt, ctx, device)
+        return _main_run(args, config, ctx, device)
+    except KeyboardInterrupt:
+        if ctx.is_main:
+            print(f"\ninterrupted: every finished run is saved in {args.out}; run the same command again to "
+                  "continue from them (--restart starts over)", file=sys.stderr)
+        return 130
+    finally:
+        close_distributed()
+
+
+def _update_readme(parser, results_path: Path) -> int:
+    import json
+
+    from .report import replace_readme_section
+
+    readme = Path("README.md")
+    if not readme.is_file() or not results_path.is_file():
+        parser.error(f"--update-readme runs from the repository root with a results file; missing: "
+                     f"{readme if not readme.is_file() else results_path}")
+    results = json.loads(results_path.read_text(encoding="utf-8"))
+    if not results.get("complete") or not results.get("cells"):
+        parser.error(f"{results_path} is not a finished study (complete, with cells); run the capstone first")
+    readme.write_text(replace_readme_section(readme.read_text(encoding="utf-8"), results), encoding="utf-8")
+    results_path.with_suffix(".md").write_text(report_markdown(results), encoding="utf-8")
+    print(f"README.md: capstone section rewritten from {results_path}; {results_path.with_suffix('.md')} rewritten")
+    return 0
+
+
+def _main_run(args, config: CapstoneConfig, ctx: DistContext, device) -> int:
+    if args.optimizers or args.preset:
+        opts = tuple(args.optimizers or ("torch_adamw", "muon"))
+        stem = f"scaled_{config.preset or 'capstone'}_{config.vocab}"
+        results = run_pair(config, opts, device=device, progress=not args.no_progress, dist_context=ctx,
+                           out=args.out, checkpoint_every=args.checkpoint_every,
+                           crash_after_step=args.crash_after_step, results_path=args.out / f"{stem}.json",
+                           restart=args.restart)
+    else:
+        stem = f"capstone_{config.vocab}"
+        results = run_capstone(config, device=device, progress=not args.no_progress, study=not args.replica_only,
+                               dist_context=ctx, results_path=args.out / f"{stem}.json", restart=args.restart,
+                               tensorboard_dir=args.out / "tensorboard")
+    if ctx.is_main:  # only rank 0 writes; the JSON is already complete
+        if "runs" in results:
+            plot_runs(results, args.out / f"{stem}.png")
+        else:
+            plot_capstone(results, args.out / f"{stem}.png")
+            (args.out / f"{stem}.md").write_text(report_markdown(results), encoding="utf-8")
+            print(f"TensorBoard logs: tensorboard --logdir {args.out / 'tensorboard'}")
+        print(f"wrote {args.out / (stem + '.json')} and {args.out / (stem + '.png')} in "
+              f"{results['wall_seconds']:.0f} s")
+    barrier(ctx)
+    return 0
+
+
+def _main_resume(args, ckpt: dict, ctx: DistContext, device) -> int:
+    extra = ckpt["extra"]
+    known = CapstoneConfig.__dataclass_fields__
+    config = CapstoneConfig(**{k: v for k, v in extra["config"].items() if k in known})
+    if args.steps is not None:
+        config = replace(config, steps=args.steps)
+    if extra["world_size"] != ctx.world_size and ctx.is_main:
+        warnings.warn(f"the checkpoint was written by {extra['world_size']} process(es), this run has "
+                      f"{ctx.world_size}: same global batch, but sums happen in another order", stacklevel=2)
+    log = print if ctx.is_main else (lambda *a, **k: None)
+    log(f"resuming {extra['name']} from {args.resume} at step {ckpt['step']} of {config.steps} "
+        f"(data position {ckpt['data']['position']}, epoch {ckpt['data']['epoch']})")
+    data = prepare_data(config)
+    every = args.checkpoint_every or extra["checkpoint_every"]
+    r = run_one(config, data.train, extra["optimizer_name"], lr=extra["lr"], val_set=data.val, device=device,
+                progress=not args.no_progress and ctx.is_main, name=extra["name"], dist_context=ctx,
+                checkpoint_path=args.resume, checkpoint_every=every, resume=ckpt,
+                crash_after_step=args.crash_after_step)
+    record_run(config, data.vocab_size, r, device, ctx, args.out, extra["optimizer_name"], log)
+    barrier(ctx)
+    return 0

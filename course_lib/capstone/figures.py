@@ -1,0 +1,96 @@
+"""The capstone's figures: the seed replica, every study cell with 95 % bands over seeds, the
+learning-rate searches and every seed's lowest held-out loss."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..plots import finish_figure, plot_loss_curves, pyplot_for
+from .experiment import LABELS, STUDY_CELLS
+from .report import mean_ci, seed_runs, study_summary
+
+COLOURS = {"torch_adamw": "C0", "muon": "C1", "muon_all": "C2", "muon_all_rms": "C3"}  # the same in every panel
+
+
+def band(ax, steps, curves, label, color=None):
+    """Mean over seeds with its 95 % t interval as a shaded band; returns the line's colour."""
+    values = np.asarray(curves, dtype=float)
+    stats = [mean_ci(values[:, i]) for i in range(values.shape[1])]
+    mean = np.array([m for m, _ in stats])
+    half = np.array([0.0 if c is None else c for _, c in stats])
+    (line,) = ax.plot(steps, mean, "-o", markersize=2.5, label=label, color=color)
+    ax.fill_between(steps, mean - half, mean + half, color=line.get_color(), alpha=0.2, linewidth=0)
+    return line.get_color()
+
+
+def plot_capstone(results: dict, path: Path | None = None):
+    """Replica, then each study cell (held-out loss, mean and 95 % band over seeds), the learning-rate
+    searches of the main cell and every seed's lowest held-out loss."""
+    plt = pyplot_for(path)
+    window = results["config"]["window"]
+    cells = [c for c in STUDY_CELLS if c.name in results.get("cells", {})]
+    fig, axes = plt.subplots(2, 3, figsize=(18, 9.5))
+    axes = axes.ravel()
+    plot_loss_curves({LABELS[k]: v["train_loss"] for k, v in results["replica"].items()}, window, ax=axes[0],
+                     title=f"Seed replica: train loss, {window}-step moving average (1 seed)")
+    for ax, cell in zip(axes[1:4], cells):
+        for opt in cell.optimizers:
+            runs = seed_runs(results, cell.name, opt)
+            color = band(ax, runs[0]["val_steps"], [r["val_loss"] for r in runs], f"{LABELS[opt]} held-out",
+                         COLOURS[opt])
+            if cell.regime == "three_pass":
+                train = np.mean([r["train_loss"] for r in runs], axis=0)
+                smooth = np.convolve(train, np.ones(window) / window, mode="valid")
+                ax.plot(np.arange(window, len(train) + 1), smooth, ":", color=color, label=f"{LABELS[opt]} train (MA)")
+        ax.set_title(f"{cell.name}: held-out loss, mean and 95% band over {results['config']['seeds']} seeds")
+        ax.set_xlabel("training step")
+        ax.set_ylabel("loss")
+        ax.grid(True, alpha=0.25)
+        ax.legend(fontsize=8)
+    ax = axes[4]
+    main = cells[0].name if cells else None
+    if main is not None:
+        for opt, entry in results["cells"][main].items():
+            tried = {float(k): v["summary"]["best_val_loss"] if v["summary"] else math.nan
+                     for k, v in entry["lr_search"].items()}
+            lrs = sorted(tried)
+            ax.plot(lrs, [tried[lr] for lr in lrs], "-o", label=LABELS[opt], color=COLOURS[opt])
+            ax.plot([entry["tuned"]["lr"]], [tried[entry["tuned"]["lr"]]], "k*", markersize=10)
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate (Muon's for the hybrid)")
+        ax.set_ylabel("lowest held-out loss (seed 0)")
+        ax.set_title(f"{main}: learning-rate searches (* tuned)")
+        ax.grid(True, alpha=0.25)
+        ax.legend(fontsize=8)
+    ax = axes[5]
+    summary = study_summary(results)["cells"] if cells else {}
+    ticks = []
+    rows = [(name, opt, row) for name, cell in summary.items() for opt, row in cell["optimizers"].items()]
+    for i, (name, opt, row) in enumerate(rows):
+        values = row["lowest"]["values"]
+        ax.plot([i] * len(values), values, "o", alpha=0.6, color=COLOURS[opt])
+        ax.plot([i - 0.25, i + 0.25], [row["lowest"]["mean"]] * 2, "k-")
+        ticks.append(f"{name}\n{LABELS[opt]}")
+    ax.set_xticks(range(len(ticks)), ticks, rotation=70, fontsize=7)
+    ax.set_ylabel("lowest held-out loss")
+    ax.set_title("every seed (dots) and the mean (bar)")
+    ax.grid(True, alpha=0.25)
+    fig.suptitle(f"AdamW vs Muon on 128k FineWeb tokens ({results['config']['vocab']} vocabulary, "
+                 f"{results['vocab_size']:,} ids)")
+    fig.tight_layout()
+    return finish_figure(fig, path)
+
+
+def plot_runs(results: dict, path: Path | None = None):
+    """Train loss (moving average) and held-out loss of each run of ``run_pair`` (notebook 10)."""
+    plt = pyplot_for(path)
+    runs = results["runs"]
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    plot_loss_curves({LABELS.get(k, k): v["train_loss"] for k, v in runs.items()}, results["config"]["window"], ax=ax,
+                     val_curves={LABELS.get(k, k): (v["val_steps"], v["val_loss"]) for k, v in runs.items()},
+                     title=f"{results['config']['preset'] or 'capstone'}: {results['world_size']} process(es), "
+                           f"batch {results['config']['batch_size']} x {results['config']['seq_len']}")
+    return finish_figure(fig, path)
