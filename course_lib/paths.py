@@ -41,15 +41,19 @@ class ResourceIntegrityError(ValueError):
     """A course resource's bytes are damaged or cannot be checked; the message says how to restore them."""
 
 
+def _search_bases() -> list[Path]:
+    """Where the course looks for its folders: the current folder, each parent of it, then the folder
+    that holds the installed package."""
+    cwd = Path.cwd().resolve()
+    return [cwd, *cwd.parents, Path(__file__).resolve().parent.parent]
+
+
 def _candidates() -> list[Path]:
     found = []
     env = os.environ.get(ENV_VAR)
     if env:
         found.append(Path(env).expanduser())
-    cwd = Path.cwd().resolve()
-    found += [base / "resource" for base in (cwd, *cwd.parents)]
-    found.append(Path(__file__).resolve().parent.parent / "resource")
-    return found
+    return found + [base / "resource" for base in _search_bases()]
 
 
 def resource_dir() -> Path:
@@ -143,8 +147,7 @@ def results_file(name: str) -> Path:
     """A committed result of the course, ``results/<name>``, found like the resources (the current
     folder or a parent of it, then next to the installed package); FileNotFoundError says how to
     make it otherwise."""
-    cwd = Path.cwd().resolve()
-    for base in (cwd, *cwd.parents, Path(__file__).resolve().parent.parent):
+    for base in _search_bases():
         if (base / "results" / name).is_file():
             return base / "results" / name
     raise FileNotFoundError(f"results/{name} is not in this folder or any parent of it. It ships with the course "

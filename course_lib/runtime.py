@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -91,6 +92,4 @@ def notebook_language() -> str:
         if lang not in ("en", "ko"):
             raise ValueError(f"{LANG_ENV_VAR} must be 'en' or 'ko', got {lang!r}")
         return lang
-    from pathlib import Path
-
     return "ko" if Path.cwd().name == "ko" else "en"

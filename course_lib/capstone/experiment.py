@@ -255,8 +255,7 @@ def model_config(config: CapstoneConfig, vocab_size: int) -> TransformerConfig:
 def parameter_count(config: CapstoneConfig, vocab_size: int) -> int:
     """How many parameters the capstone model has (built on the meta device: no memory, no random draws)."""
     with torch.device("meta"):
-        model = TransformerForCausalLM(model_config(config, vocab_size))
-    return sum(p.numel() for p in model.parameters())
+        return TransformerForCausalLM(model_config(config, vocab_size)).num_parameters()
 
 
 def build_model(config: CapstoneConfig, vocab_size: int, device=None) -> TransformerForCausalLM:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..plots import finish_figure, plot_loss_curves, pyplot_for
+from ..plots import finish_figure, moving_average, plot_loss_curves, pyplot_for
 from .experiment import LABELS, STUDY_CELLS
 from .report import mean_ci, seed_runs, study_summary
 
@@ -43,7 +43,7 @@ def plot_capstone(results: dict, path: Path | None = None):
                          COLOURS[opt])
             if cell.regime == "three_pass":
                 train = np.mean([r["train_loss"] for r in runs], axis=0)
-                smooth = np.convolve(train, np.ones(window) / window, mode="valid")
+                smooth = moving_average(train, window)
                 ax.plot(np.arange(window, len(train) + 1), smooth, ":", color=color, label=f"{LABELS[opt]} train (MA)")
         ax.set_title(f"{cell.name}: held-out loss, mean and 95% band over {results['config']['seeds']} seeds")
         ax.set_xlabel("training step")
@@ -78,7 +78,8 @@ def plot_capstone(results: dict, path: Path | None = None):
     ax.set_ylabel("lowest held-out loss")
     ax.set_title("every seed (dots) and the mean (bar)")
     ax.grid(True, alpha=0.25)
-    fig.suptitle(f"AdamW vs Muon on 128k FineWeb tokens ({results['config']['vocab']} vocabulary, "
+    tokens = results["sequences"]["replica"] * results["config"]["seq_len"]
+    fig.suptitle(f"AdamW vs Muon on {tokens / 1e3:,.0f}k FineWeb tokens ({results['config']['vocab']} vocabulary, "
                  f"{results['vocab_size']:,} ids)")
     fig.tight_layout()
     return finish_figure(fig, path)

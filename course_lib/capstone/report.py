@@ -154,19 +154,24 @@ def _label(opt: str, ko: bool) -> str:
     return _LABELS_KO[opt] if ko else LABELS[opt]
 
 
+def passes(results: dict, cell_name: str) -> float:
+    """How many times a run of the cell went over the training split (steps x batch / sequences)."""
+    steps = len(seed_runs(results, cell_name, "torch_adamw")[0]["train_loss"])
+    return steps * results["config"]["batch_size"] / results["sequences"]["train"]
+
+
 def cell_description(results: dict, cell_name: str, lang: str = "en") -> str:
     """A cell in words, its numbers read from the results: regime, steps, passes over the training
     split, schedule and how often the held-out loss was measured."""
     cell = next(c for c in STUDY_CELLS if c.name == cell_name)
     run = seed_runs(results, cell_name, "torch_adamw")[0]
-    steps, every = len(run["train_loss"]), run["val_steps"][0]
-    passes = steps * results["config"]["batch_size"] / results["sequences"]["train"]
+    steps, every, n = len(run["train_loss"]), run["val_steps"][0], passes(results, cell_name)
     schedule = _SCHEDULE_NAMES[lang][cell.schedule]
     if lang == "ko":
         regime = "한 번 통과" if cell.regime == "one_pass" else "원본처럼 여러 번 통과"
-        return f"{regime}({steps}스텝, 학습 데이터 {passes:.1f}번), {schedule}, 검증은 {every}스텝마다"
+        return f"{regime}({steps}스텝, 학습 데이터 {n:.1f}번), {schedule}, 검증은 {every}스텝마다"
     regime = "one pass" if cell.regime == "one_pass" else "several passes as in the seed"
-    return f"{regime} ({steps} steps, {passes:.1f} passes over the training split), {schedule}, held-out loss every {every} steps"
+    return f"{regime} ({steps} steps, {n:.1f} passes over the training split), {schedule}, held-out loss every {every} steps"
 
 
 def _pm(mean, ci, digits=3) -> str:
@@ -261,12 +266,11 @@ def conclusion(results: dict, lang: str = "en") -> list[str]:
     if "three_pass_constant" in cells and "one_pass_constant" in cells:
         bits = []
         for name in ("one_pass_constant", "three_pass_constant"):
-            run = seed_runs(results, name, "torch_adamw")[0]
-            passes = len(run["train_loss"]) * cfg["batch_size"] / results["sequences"]["train"]
+            n = passes(results, name)
             for opt in ("torch_adamw", "muon"):
                 row = cells[name]["optimizers"][opt]
                 gap = row["final"]["mean"] - row["train"]["mean"]
-                where = f"{passes:.1f}번 통과" if ko else f"{passes:.1f} passes"
+                where = f"{n:.1f}번 통과" if ko else f"{n:.1f} passes"
                 bits.append(f"{where}, {_label(opt, ko)}: {gap:+.2f}")
         lines.append(("학습과 암기: 마지막 검증 손실 − 마지막 학습 손실(이동 평균)의 시드 평균. 0보다 크면 본 데이터를 외운 만큼 "
                       "검증 손실이 뒤처진 것입니다: " if ko else

@@ -18,7 +18,6 @@ import torch
 
 from ..checkpoint import SeekableBatchStream, set_rng_state, save_checkpoint
 from ..distributed import (DistContext, barrier, device_peak_flops, plan_batches, replicas_identical, wrap_model)
-from ..models import TransformerForCausalLM
 from ..optim import optimizer_state_bytes
 from ..precision import autocast_dtype_for
 from ..results import ResultsFile
@@ -357,10 +356,9 @@ def run_pair(config: CapstoneConfig, optimizers=("torch_adamw", "muon"), device=
     data = prepare_data(config)
     config = fit_batch_to_data(config, len(data.train), ctx.world_size, log)
     micro, accum = plan_batches(config.batch_size, ctx.world_size, max_micro_batch=config.max_micro_batch or config.batch_size)
-    with torch.device("meta"):  # count parameters without allocating them
-        probe = TransformerForCausalLM(model_config(config, data.vocab_size))
     log(f"device: {describe_device(device)} x {ctx.world_size} process(es) | precision: "
-        f"{autocast_dtype_for(device, config.precision) or torch.float32} | parameters: {probe.num_parameters():,} | "
+        f"{autocast_dtype_for(device, config.precision) or torch.float32} | "
+        f"parameters: {parameter_count(config, data.vocab_size):,} | "
         f"vocabulary: {config.vocab} ({data.vocab_size:,} ids)")
     log(f"global batch {config.batch_size} sequences = {micro} (micro-batch) x {accum} (accumulation) x "
         f"{ctx.world_size} (processes) = {config.batch_size * config.seq_len:,} tokens per step")
