@@ -379,3 +379,23 @@ def test_resume_from_a_damaged_file_is_one_usage_error(content, tmp_path, capsys
     err = capsys.readouterr().err
     assert f"error: {bad} is" in err and "without --resume" in err
     assert "Traceback" not in err and "weights_only" not in err
+
+
+@pytest.mark.parametrize("content,message", [
+    ("{bad", "not a readable results file"),
+    ("[1]", "not a finished study"),
+    ('{"complete": false, "cells": {}}', "not a finished study"),
+    (None, "missing"),
+])
+def test_update_readme_refuses_a_results_file_it_cannot_use(tmp_path, monkeypatch, capsys, content, message):
+    (tmp_path / "README.md").write_text("# course\n", encoding="utf-8")
+    results = tmp_path / "capstone_compact.json"
+    if content is not None:
+        results.write_text(content, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        capstone.main(["--update-readme", str(results)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and str(results) in err
+    assert (tmp_path / "README.md").read_text(encoding="utf-8") == "# course\n"  # untouched

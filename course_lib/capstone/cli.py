@@ -147,8 +147,12 @@ def _update_readme(parser, results_path: Path) -> int:
     if not readme.is_file() or not results_path.is_file():
         parser.error(f"--update-readme runs from the repository root with a results file; missing: "
                      f"{readme if not readme.is_file() else results_path}")
-    results = json.loads(results_path.read_text(encoding="utf-8"))
-    if not results.get("complete") or not results.get("cells"):
+    try:
+        results = json.loads(results_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        parser.error(f"{results_path} is not a readable results file ({err}); restore it with `git checkout -- "
+                     f"{results_path}` or recompute it with `make compare`")
+    if not isinstance(results, dict) or not results.get("complete") or not results.get("cells"):
         parser.error(f"{results_path} is not a finished study (complete, with cells); run the capstone first")
     readme.write_text(replace_readme_section(readme.read_text(encoding="utf-8"), results), encoding="utf-8")
     results_path.with_suffix(".md").write_text(report_markdown(results), encoding="utf-8")
