@@ -36,3 +36,20 @@ def test_speed_figures_are_the_recorded_benchmark():
     bench = json.loads((ROOT / "benchmarks" / "capstone_results.json").read_text())
     baseline = next(r for r in bench["rows"] if r["setup"].startswith("baseline") and r["vocab"] == 128_256)
     assert f"{baseline['step_s']:.2f} s" in README, "README's baseline step time is not the recorded one"
+
+
+def test_seed_call_figures_are_the_recorded_benchmark():
+    """README's figures for model(input_ids=x, labels=x) and the evaluation path come from
+    benchmarks/seed_call_results.json (make benchmark), not from memory."""
+    import statistics
+
+    bench = json.loads((ROOT / "benchmarks" / "seed_call_results.json").read_text())
+    call, evaluate = bench["seed_call"], bench["evaluate"]
+    after, before = call["ratio"], call["ratio_before_recreated"]
+    assert f"median {statistics.median(after):.2f}×" in README and f"중앙값 {statistics.median(after):.2f}배" in README
+    assert f"{min(after):.2f}–{max(after):.2f} over {call['rounds']} interleaved rounds" in README
+    assert f"median {statistics.median(before):.2f}× for the old path" in README
+    assert call["loss_diff_course_vs_transformers"] == 0.0  # "the same loss to the last bit"
+    times = evaluate["times_s"]
+    assert (f"{statistics.median(times['after']):.2f} s instead of {statistics.median(times['before']):.2f} s"
+            in README)
