@@ -30,6 +30,10 @@ def test_capstone_section_is_generated_from_the_committed_run():
         "README's capstone section differs from results/capstone_compact.json; run "
         "`python -m course_lib.capstone --update-readme results/capstone_compact.json`")
     assert replace_readme_section(README, results) == README
+    seeds, steps = results["config"]["seeds"], results["config"]["steps"]
+    prose = " ".join(README.split("<!-- capstone results")[0].split())  # hand-written text, one line
+    assert prose.count(f"over {seeds} seeds") == 2 and prose.count(f"original {steps} steps") == 2, \
+        "README's syllabus row and capstone intro must state the committed run's seeds and steps"
 
 
 def test_speed_figures_are_the_recorded_benchmark():
