@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NBMAKE_TIMEOUT ?= 900
 
-.PHONY: setup lab test test-unit test-notebooks compare compare-full student notebooks benchmark clean
+.PHONY: setup lab test test-unit test-notebooks compare compare-full student grade notebooks benchmark clean
 
 setup: $(STAMP)
 
@@ -39,9 +39,17 @@ compare: setup
 compare-full: setup
 	$(PY) -m course_lib.capstone --vocab full --out outputs/capstone
 
-## student copies of every notebook under student/
+## student copies of every notebook under student/ (COLAB_BASE=URL: where you publish them, for the badge)
+COLAB_BASE ?=
 student: setup
-	$(PY) -m course_lib.assignments --out student
+	$(PY) -m course_lib.assignments --out student $(if $(COLAB_BASE),--colab-base $(COLAB_BASE))
+
+## grade submitted notebooks: make grade SUBMISSIONS=folder [GRADES=grades.csv] [GRADE_TIMEOUT=600]
+SUBMISSIONS ?= submissions
+GRADES ?= grades.csv
+GRADE_TIMEOUT ?= 600
+grade: setup
+	$(PY) -m course_lib.grade $(SUBMISSIONS) --out $(GRADES) --timeout $(GRADE_TIMEOUT)
 
 ## rebuild notebooks/en and notebooks/ko from notebooks/src
 notebooks: setup
@@ -52,4 +60,4 @@ benchmark: setup
 	$(PY) benchmarks/bench_seed_call.py
 
 clean:
-	rm -rf $(VENV) student outputs .pytest_cache
+	rm -rf $(VENV) student outputs .pytest_cache grades.csv grades_feedback

@@ -7,9 +7,13 @@ A source ``notebooks/src/NN_topic.txt`` is a list of cells, each opened by a mar
     #%% code        code, shared by both languages
     #%% code-ko     optional Korean-commented version of the code cell just before it: it must be
                     the same code apart from comments (checked)
+    #%% code answer=ID    the code cell holding exercise ID's solution (``course_lib.exercises``)
+    #%% code check=ID     the cell that checks exercise ID (it carries the exercise's points)
 
 The build writes ``notebooks/en/NN_topic.ipynb`` and ``notebooks/ko/NN_topic.ipynb`` with the same
-cells in the same order, no outputs, the ``python3`` kernel, and two cells in front: an "Open in
+cells in the same order, no outputs, the ``python3`` kernel, cell metadata ``course`` on every exercise
+cell ({"exercise": ID, "role": "answer" | "check", "points": N on the check cell}) and notebook metadata
+``course`` ({"notebook": stem, "lang": "en" | "ko"}), and two cells in front: an "Open in
 Colab" badge and a setup cell that installs the course on Colab only. So the two languages cannot
 drift apart, and the Colab cells always use ``course_lib.REPO_URL``.
 
@@ -29,11 +33,12 @@ import tokenize
 from pathlib import Path
 
 from . import REPO_URL
+from .exercises import get_exercise
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 LANGS = ("en", "ko")
-MARKER = re.compile(r"^#%% (md|md-ko|code|code-ko)\s*$")
+MARKER = re.compile(r"^#%% (md|md-ko|code|code-ko)(?: (answer|check)=(\w+))?\s*$")
 
 SETUP_CODE = f'''# On Colab: fetch the course (code and data) and install it. Everywhere: check that course_lib imports.
 import os, subprocess, sys
@@ -70,7 +75,7 @@ def colab_url(lang: str, filename: str) -> str:
 def parse_source(text: str, name: str = "<source>") -> list[dict]:
     """Split a source file into cells: dicts with kind, en, ko (ko is None for shared code)."""
     cells: list[dict] = []
-    kind, lines = None, []
+    kind, lines, role = None, [], None
 
     def flush():
         if kind is None:
@@ -81,7 +86,7 @@ def parse_source(text: str, name: str = "<source>") -> list[dict]:
         if kind == "md":
             cells.append({"kind": "markdown", "en": body, "ko": None})
         elif kind == "code":
-            cells.append({"kind": "code", "en": body, "ko": body})
+            cells.append({"kind": "code", "en": body, "ko": body, "exercise": role})
         else:
             expect = "markdown" if kind == "md-ko" else "code"
             if not cells or cells[-1]["kind"] != expect:
@@ -95,6 +100,9 @@ def parse_source(text: str, name: str = "<source>") -> list[dict]:
         if match:
             flush()
             kind, lines = match.group(1), []
+            role = (match.group(2), get_exercise(match.group(3)).id) if match.group(2) else None
+            if role and kind != "code":
+                raise ValueError(f"{name}: only '#%% code' cells take answer=/check=, not {line!r}")
         else:
             lines.append(line)
     flush()
@@ -124,8 +132,13 @@ def code_without_comments(source: str) -> str:
     return repr(out)
 
 
-def _cell(kind: str, text: str) -> dict:
+def _cell(kind: str, text: str, exercise=None) -> dict:
     cell = {"cell_type": kind, "metadata": {}, "source": text.splitlines(keepends=True)}
+    if exercise:
+        role, exercise_id = exercise
+        cell["metadata"]["course"] = {"exercise": exercise_id, "role": role}
+        if role == "check":
+            cell["metadata"]["course"]["points"] = get_exercise(exercise_id).points
     if kind == "code":
         cell["execution_count"] = None
         cell["outputs"] = []
@@ -139,7 +152,7 @@ def build_notebook(cells: list[dict], lang: str, filename: str) -> dict:
     )
     nb_cells = [_cell("markdown", badge), _cell("code", SETUP_CODE)]
     for cell in cells:
-        nb_cells.append(_cell(cell["kind"], cell[lang]))
+        nb_cells.append(_cell(cell["kind"], cell[lang], cell.get("exercise")))
     for i, cell in enumerate(nb_cells):
         cell["id"] = f"{lang}-{i:03d}"
     return {
@@ -148,6 +161,7 @@ def build_notebook(cells: list[dict], lang: str, filename: str) -> dict:
             "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
             "language_info": {"name": "python"},
             "colab": {"provenance": []},
+            "course": {"notebook": Path(filename).stem, "lang": lang},
         },
         "nbformat": 4,
         "nbformat_minor": 5,

@@ -60,8 +60,10 @@ def assert_student_copy_stops_at_first_todo(path: Path) -> None:
     leaked = [line for line in solution_lines(solution_nb) if len(line) > 12 and json.dumps(line)[1:-1] in text]
     assert not leaked, f"solution lines left in the student copy of {path.name}: {leaked[:3]}"
     first_todo = next(i for i, c in enumerate(student["cells"]) if c["cell_type"] == "code"
-                      and "raise NotImplementedError()" in "".join(c["source"]))
+                      and "raise NotImplementedError(" in "".join(c["source"]))
     failing, err = execute(student, path.parent)
     assert err is not None, f"the student copy of {path.name} ran to the end"
     assert "NotImplementedError" in str(err), f"{path.name}: stopped with {err!s:.300}"
+    exercise = student["cells"][first_todo]["metadata"].get("course", {}).get("exercise")
+    assert exercise and f"'{exercise}'" in str(err), f"{path.name}: the stub does not name its exercise: {err!s:.300}"
     assert failing == first_todo, f"{path.name}: stopped at cell {failing}, first TODO is cell {first_todo}"

@@ -1,9 +1,20 @@
-"""check_lion accepts correct Lions (written several ways) and rejects typical mistakes."""
+"""check_lion accepts correct Lions (written several ways, the notebook's own) and rejects typical
+mistakes; copied answers raise CopiedAnswerError; hints follow the notebook's language."""
+
+import re
 
 import pytest
 import torch
 
 from course_lib.checks.lion import check_lion
+from course_lib.checks.originality import CopiedAnswerError
+
+from .test_checks_optim import notebook_answer
+
+HANGUL = re.compile("[\uac00-\ud7a3]")
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_lion(form="mul_add", bug=None):
@@ -85,15 +96,54 @@ def test_check_lion_accepts_correct_forms(form):
     check_lion(make_lion(form), verbose=False)
 
 
-def test_check_lion_accepts_the_references(capsys):
+def notebook_lion():
+    return notebook_answer("03_lion_and_zoo", "lion", {})["LionFromScratch"]
+
+
+def test_check_lion_accepts_the_notebook_solution(capsys):
+    check_lion(notebook_lion())
+    out = capsys.readouterr().out
+    assert "all checks passed" in out and "max diff 0.00e+00" in out
+
+
+class LionSubclass(__import__("lion_pytorch").Lion):
+    pass
+
+
+class WrapsLionUpdate(torch.optim.Optimizer):
+    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        from course_lib.optim import lion_update
+
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    m = self.state[p].setdefault("exp_avg", torch.zeros_like(p))
+                    lion_update(p, p.grad, m, group["lr"], *group["betas"], group["weight_decay"])
+
+
+def test_check_lion_refuses_copied_answers():
     import lion_pytorch
 
     from course_lib.optim import Lion
 
-    check_lion(lion_pytorch.Lion, verbose=False)
-    check_lion(Lion)
-    out = capsys.readouterr().out
-    assert "all checks passed" in out and "exact: True" in out
+    for copied in (LionSubclass, lion_pytorch.Lion, Lion, WrapsLionUpdate):
+        with pytest.raises(CopiedAnswerError):
+            check_lion(copied, verbose=False)
+
+
+def test_check_lion_hints_in_korean(monkeypatch):
+    monkeypatch.setenv("COURSE_LANG", "ko")
+    with pytest.raises(AssertionError) as info:
+        check_lion(make_lion(bug="flipped_sign"), verbose=False)
+    assert HANGUL.search(str(info.value)) and "첫 스텝부터 다릅니다" in str(info.value)
+    monkeypatch.setenv("COURSE_LANG", "en")
+    with pytest.raises(AssertionError) as info:
+        check_lion(make_lion(bug="flipped_sign"), verbose=False)
+    assert not HANGUL.search(str(info.value)) and "Already the first step differs" in str(info.value)
 
 
 def test_check_lion_stub_fails():
@@ -108,8 +158,9 @@ LION_BUGS = ["momentum_before_sign", "swap_betas", "no_sign", "l2", "decay_no_lr
 
 @pytest.mark.parametrize("bug", LION_BUGS)
 def test_check_lion_rejects(bug):
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError) as info:
         check_lion(make_lion("mul_add", bug=bug), verbose=False)
+    assert not isinstance(info.value, CopiedAnswerError)
 
 
 def test_rejection_hint_points_at_the_momentum_for_a_late_difference():
