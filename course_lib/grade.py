@@ -131,7 +131,7 @@ def identify(nb: dict, path: Path, release_root: Path = NOTEBOOKS) -> tuple[str 
     stem = meta.get("notebook") if meta.get("notebook") in known else None
     if stem is None:  # renamed or metadata stripped: the longest known name the file name contains
         matches = [k for k in known if k in path.stem or path.stem.startswith(k[:3])]
-        stem = max(matches, key=len) if len(matches) >= 1 else None
+        stem = max(matches, key=len) if matches else None
     return stem, lang
 
 

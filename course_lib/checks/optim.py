@@ -22,20 +22,19 @@ import torch
 
 from ..optim import NS_COEFFICIENTS, Muon, muon_lr_scale, newton_schulz
 from .i18n import tr
-from .originality import CopiedAnswerError, call_student, refuse_reference
+from .originality import CopiedAnswerError, StudentCodeError, refuse_reference, student_call
 from .report import CheckReport
 
 
 def _call_student(exercise: str, fn, what: str, hint: str = ""):
-    """``fn()`` through ``call_student``; a crash becomes an AssertionError that names it. ``what`` and
-    ``hint`` are already in the notebook's language."""
+    """``student_call`` with the checker's ``hint`` added to a crash report. ``what`` and ``hint`` are
+    already in the notebook's language."""
     try:
-        return call_student(exercise, fn)
-    except (NotImplementedError, AssertionError):  # unfinished exercise, copied answer: unchanged
-        raise
-    except Exception as err:  # noqa: BLE001 - report any crash of the student's code as a failed check
-        raise AssertionError(tr(f"{what} raised {type(err).__name__}: {err}. {hint}",
-                                f"{what}에서 {type(err).__name__} 예외가 났습니다: {err}. {hint}").strip()) from err
+        return student_call(exercise, what, fn)
+    except StudentCodeError as err:
+        if not hint:
+            raise
+        raise StudentCodeError(f"{err}. {hint}") from err.__cause__
 
 
 # ------------------------------------------------------------------------------------------ AdamW

@@ -34,6 +34,10 @@ class CopiedAnswerError(AssertionError):
     """The answer is (or calls) the reference implementation instead of the student's own code."""
 
 
+class StudentCodeError(AssertionError):
+    """The student's code crashed (anything but NotImplementedError); a failed check, not an error."""
+
+
 def _module_location(name: str):
     """(file, folder) of a module: a package gives its folder, a plain module its file."""
     try:
@@ -176,3 +180,16 @@ def call_student(exercise: str, fn, *args, **kwargs):
 def _copied_call(exercise: str, where: str) -> CopiedAnswerError:
     return _refusal(exercise, tr(f"your code calls the reference {where}",
                                  f"여러분의 코드가 참조 구현 {where}을(를) 호출합니다"))
+
+
+def student_call(exercise: str, what: str, fn, *args, **kwargs):
+    """``call_student(exercise, fn, ...)`` as every checker calls student code: ``NotImplementedError``
+    (unfinished) and ``CopiedAnswerError`` pass through; any other crash becomes ``StudentCodeError``
+    naming ``what``."""
+    try:
+        return call_student(exercise, fn, *args, **kwargs)
+    except (NotImplementedError, CopiedAnswerError):
+        raise
+    except Exception as err:  # noqa: BLE001 - any crash of the student's code is a wrong answer
+        raise StudentCodeError(tr(f"{what} raised {type(err).__name__}: {err}",
+                                  f"{what}에서 {type(err).__name__} 예외가 났습니다: {err}")) from err

@@ -1,7 +1,7 @@
 """Checkers for notebooks 04 (dynamic loss scaling) and 05 (block-wise FP8 quantization).
 
-Every call into the student's code goes through ``student_call``: ``call_student`` refuses a copied
-answer (``CopiedAnswerError``), ``NotImplementedError`` from an unfinished exercise passes through, and
+Every call into the student's code goes through ``checks.originality.student_call``: a copied answer
+raises ``CopiedAnswerError``, ``NotImplementedError`` from an unfinished exercise passes through, and
 any other crash becomes a ``StudentCodeError`` (an ``AssertionError``) that names it. The tolerances
 were measured (tests/test_checker_tolerances_training.py keeps the measurement).
 """
@@ -14,23 +14,8 @@ import torch
 
 from ..precision import dequantize_blockwise, quantize_blockwise
 from .i18n import tr
-from .originality import CopiedAnswerError, call_student, refuse_reference
+from .originality import StudentCodeError, refuse_reference, student_call
 from .report import CheckReport
-
-
-class StudentCodeError(AssertionError):
-    """The student's code crashed (anything but NotImplementedError); a failed check, not an error."""
-
-
-def student_call(exercise: str, what: str, fn, *args, **kwargs):
-    """``call_student(exercise, fn, ...)``; a crash becomes ``StudentCodeError`` naming ``what``."""
-    try:
-        return call_student(exercise, fn, *args, **kwargs)
-    except (NotImplementedError, CopiedAnswerError):
-        raise
-    except Exception as err:  # noqa: BLE001 - any crash of the student's code is a wrong answer
-        raise StudentCodeError(tr(f"{what} raised {type(err).__name__}: {err}",
-                                  f"{what}에서 {type(err).__name__} 예외가 났습니다: {err}")) from err
 
 
 def max_relative_diff(mine, reference) -> float:

@@ -1,6 +1,6 @@
 """Checkers for notebooks 06–08: μP settings, the WSD schedule, gradient accumulation.
 
-Every call into the student's code goes through ``student_call`` (see ``checks.precision``): a copied
+Every call into the student's code goes through ``checks.originality.student_call``: a copied
 answer raises ``CopiedAnswerError``, an unfinished one ``NotImplementedError``, any other crash fails the
 check with its name. The tolerances were measured (tests/test_checker_tolerances_training.py).
 """
@@ -12,8 +12,8 @@ import math
 import torch
 
 from .i18n import tr
-from .originality import refuse_reference
-from .precision import StudentCodeError, max_relative_diff, student_call
+from .originality import StudentCodeError, refuse_reference, student_call
+from .precision import max_relative_diff
 from .report import CheckReport
 
 
