@@ -332,6 +332,11 @@ def grade_all(paths, out: Path, feedback_dir: Path | None = None, release_root: 
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     if int(jobs) != jobs or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+    release_root = Path(release_root)
+    if not any(any((release_root / lang).glob("*.ipynb")) for lang in LANGS):
+        raise FileNotFoundError(f"release folder {release_root}: no notebooks under {release_root / 'en'} or "
+                                f"{release_root / 'ko'}; pass --release the folder holding en/ and ko/ of the "
+                                "notebooks you handed out (default: the course's notebooks/)")
     files = collect(paths)
     if not files:
         raise FileNotFoundError(f"no .ipynb files under {', '.join(map(str, paths))}")

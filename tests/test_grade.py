@@ -210,3 +210,5 @@ def test_bad_arguments(tmp_path):
         grade_all([tmp_path], tmp_path / "g.csv", timeout=0)
     with pytest.raises(ValueError, match="jobs"):
         grade_all([tmp_path], tmp_path / "g.csv", jobs=0)
+    with pytest.raises(FileNotFoundError, match="release folder .*no-release"):
+        grade_all([tmp_path], tmp_path / "g.csv", release_root=tmp_path / "no-release")
