@@ -1,15 +1,35 @@
 # Every target sets up what it needs: `make lab` and `make test` work on a fresh clone.
+# PYTHON=python3.12 make ...: the interpreter the virtual environment is made from (3.10 or newer).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 NBMAKE_TIMEOUT ?= 900
+# Test processes for `make test` (pytest-xdist); 0 runs everything in one process. Each process (and each
+# notebook kernel it starts) gets one torch thread: two processes with two threads each on two cores
+# oversubscribe them and run several times slower than one process.
+JOBS ?= 2
+XDIST = $(if $(filter-out 0,$(JOBS)),-n $(JOBS) --dist loadfile)
+XDIST_ENV = $(if $(filter-out 0,$(JOBS)),OMP_NUM_THREADS=1 MKL_NUM_THREADS=1)
+# `jupyter lab` refuses to start as root unless told to (containers, some cloud machines).
+LAB_FLAGS ?= $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
 
-.PHONY: setup lab test test-unit test-notebooks compare compare-full student grade notebooks benchmark clean
+.PHONY: setup setup-dev check-python lab test test-unit test-notebooks compare compare-full student grade notebooks \
+	render benchmark clean
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+check-python:
+	@version=$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null) || { \
+		echo "make: cannot run '$(PYTHON)'. Install Python 3.10 or newer, or name one: make PYTHON=python3.11 ..." >&2; \
+		exit 1; }; \
+	case "$$version" in \
+		2.*|3.[0-9]) echo "make: '$(PYTHON)' is Python $$version, the course needs 3.10 or newer. Name a newer one: make PYTHON=python3.11 ..." >&2; \
+			exit 1;; \
+	esac
+
+$(STAMP): requirements.txt pyproject.toml | check-python
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install -r requirements.txt
@@ -18,19 +38,32 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --no-deps mup
 	touch $(STAMP)
 
+# What tests and maintainers need beyond a student's setup: pytest-xdist, and llama-models for rebuilding
+# (and checking) the token resource.
+setup-dev: $(DEV_STAMP)
+
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	$(PY) -m pip install -r requirements-dev.txt
+	touch $(DEV_STAMP)
+
 ## open the course in JupyterLab
 lab: setup
-	$(PY) -m jupyter lab notebooks/
+	$(PY) -m jupyter lab $(LAB_FLAGS) notebooks/
 
-## the whole test suite: unit tests + every notebook (ko and en) in quick mode
-test: setup
-	COURSE_QUICK=1 $(PY) -m pytest tests notebooks/en notebooks/ko --nbmake --nbmake-timeout=$(NBMAKE_TIMEOUT) -p no:cacheprovider
+## the whole test suite: unit tests + every notebook (ko and en) in quick mode, JOBS processes
+test: setup-dev
+	COURSE_QUICK=1 $(XDIST_ENV) $(PY) -m pytest tests notebooks/en notebooks/ko --nbmake --nbmake-timeout=$(NBMAKE_TIMEOUT) -p no:cacheprovider $(XDIST)
 
-test-unit: setup
-	COURSE_QUICK=1 $(PY) -m pytest tests -p no:cacheprovider
+test-unit: setup-dev
+	COURSE_QUICK=1 $(XDIST_ENV) $(PY) -m pytest tests -p no:cacheprovider $(XDIST)
 
-test-notebooks: setup
-	COURSE_QUICK=1 $(PY) -m pytest notebooks/en notebooks/ko --nbmake --nbmake-timeout=$(NBMAKE_TIMEOUT) -p no:cacheprovider
+test-notebooks: setup-dev
+	COURSE_QUICK=1 $(XDIST_ENV) $(PY) -m pytest notebooks/en notebooks/ko --nbmake --nbmake-timeout=$(NBMAKE_TIMEOUT) -p no:cacheprovider $(XDIST)
+
+## rendered copies with outputs under rendered/ (full mode, about 40 min on 2 cores); NB="01 07" for some only
+NB ?=
+render: setup
+	$(PY) -m course_lib.render $(NB)
 
 ## the capstone, headless: PNG + JSON under outputs/capstone
 compare: setup

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from .i18n import tr
 from .runtime import pick_device
 
 TORCHRUN_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
@@ -184,12 +185,14 @@ def peak_flops(device_name: str) -> tuple[float | None, str]:
     for key, flops, label in PEAK_BF16_FLOPS:
         if key.lower() in device_name.lower():
             return flops, label
-    return None, f"peak unknown for {device_name!r}: MFU not reported"
+    return None, tr(f"peak unknown for {device_name!r}: MFU not reported",
+                    f"{device_name!r}의 최대 성능을 몰라 MFU를 보고하지 않습니다")
 
 
 def device_peak_flops(device: torch.device) -> tuple[float | None, str]:
     if device.type != "cuda":
-        return None, f"peak unknown for {device.type}: MFU not reported"
+        return None, tr(f"peak unknown for {device.type}: MFU not reported",
+                        f"{device.type}의 최대 성능을 몰라 MFU를 보고하지 않습니다")
     return peak_flops(torch.cuda.get_device_name(device))
 
 
@@ -210,6 +213,11 @@ class PublishedConfig:
     schedule: str | None
     muon_lr: str | None  # "n/a" for runs without Muon
     source: str  # what a reader can open: paper (arXiv id, table/section) or repository file
+
+    def shown(self, field: str) -> str | None:
+        """A text field (``warmup``, ``schedule``, ``muon_lr``) in the notebook's language; sources stay as cited."""
+        value = getattr(self, field)
+        return None if value is None else tr(value, PUBLISHED_TEXT_KO.get(value, value))
 
     def __post_init__(self):
         if self.params <= 0:
@@ -253,6 +261,26 @@ PUBLISHED_CONFIGS = (
                     "0.05 (momentum 0.95) on hidden matrices; Adam β=(0.8, 0.95) on the rest",
                     "github.com/KellerJordan/modded-nanogpt train_gpt.py (2025 records; it changes often)"),
 )
+
+
+# The text fields of PUBLISHED_CONFIGS in Korean (``PublishedConfig.shown``); a test checks every value has one.
+PUBLISHED_TEXT_KO = {
+    "375M tokens": "3.75억 토큰",
+    "2,000 steps": "2,000스텝",
+    "none": "없음",
+    _GPT3_SCHEDULE: "2,600억 토큰에 걸쳐 최대값의 10%까지 코사인",
+    _LLAMA2_SCHEDULE: "최대값의 10%까지 코사인",
+    "WSD: warmup, constant, then exponential decay over about the last 10% of tokens":
+        "WSD: 워밍업, 고정, 마지막 약 10%의 토큰 동안 지수 감쇠",
+    "constant, then linear cooldown to 0.1× over the last cooldown_frac of steps":
+        "고정, 마지막 cooldown_frac 비율의 스텝 동안 0.1×까지 선형 쿨다운",
+    "n/a (AdamW)": "해당 없음(AdamW)",
+    "n/a": "해당 없음",
+    "AdamW's lr × 0.2·√max(A, B) per A×B matrix (matches AdamW's update RMS)":
+        "A×B 행렬마다 AdamW의 lr × 0.2·√max(A, B)(AdamW 업데이트의 RMS에 맞춤)",
+    "0.05 (momentum 0.95) on hidden matrices; Adam β=(0.8, 0.95) on the rest":
+        "은닉층 행렬에 0.05(모멘텀 0.95), 나머지에는 Adam β=(0.8, 0.95)",
+}
 
 
 def published_configs(max_params: float | None = None) -> list[PublishedConfig]:

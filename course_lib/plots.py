@@ -6,6 +6,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from .i18n import tr
+
 
 def moving_average(values: Sequence[float], window: int = 5) -> np.ndarray:
     """Mean of each run of ``window`` consecutive values (numpy's 'valid' convolution, as the original capstone notebook plotted it).
@@ -29,15 +31,18 @@ def plot_loss_curves(
     ax=None,
     title: str | None = None,
     val_curves: Mapping[str, tuple[Sequence[int], Sequence[float]]] | None = None,
-    ylabel: str = "loss (moving average)",
+    ylabel: str | None = None,
 ):
     """Plot the ``window``-step moving average of each train-loss curve against the step number.
 
     The average over steps s-window+1..s is drawn at step s (steps count from 1). Optional
-    ``val_curves`` map a name to (steps, losses) drawn as dashed lines with markers.
+    ``val_curves`` map a name to (steps, losses) drawn as dashed lines with markers. ``ylabel``
+    defaults to "loss (moving average)" in the notebook's language.
     """
     import matplotlib.pyplot as plt
 
+    if ylabel is None:
+        ylabel = tr("loss (moving average)", "손실(이동 평균)")
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 4))
     colors = {}
@@ -47,8 +52,9 @@ def plot_loss_curves(
         (line,) = ax.plot(np.arange(first, len(losses) + 1), smooth, label=name)
         colors[name] = line.get_color()
     for name, (steps, losses) in (val_curves or {}).items():
-        ax.plot(steps, losses, "--o", markersize=3, color=colors.get(name), label=f"{name} (held-out)")
-    ax.set_xlabel("training step")
+        ax.plot(steps, losses, "--o", markersize=3, color=colors.get(name),
+                label=tr(f"{name} (held-out)", f"{name}(검증)"))
+    ax.set_xlabel(tr("training step", "학습 스텝"))
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .i18n import LANG_ENV_VAR, notebook_language, tr  # noqa: F401  (notebook_language: re-exported)
+
 QUICK_ENV_VAR = "COURSE_QUICK"
 
 
@@ -42,7 +44,8 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":
-        return f"cpu ({torch.get_num_threads()} threads)"
+        n = torch.get_num_threads()
+        return tr(f"cpu ({n} threads)", f"cpu (스레드 {n}개)")
     return device.type
 
 
@@ -80,16 +83,3 @@ def check_device(name, source: str = "the device") -> torch.device:
     return device
 
 
-LANG_ENV_VAR = "COURSE_LANG"
-
-
-def notebook_language() -> str:
-    """"ko" or "en": the ``COURSE_LANG`` environment variable if set, else "ko" when the current folder
-    is ``notebooks/ko`` (Jupyter and nbmake run a notebook in its own folder), else "en". Code that
-    prints for a reader calls this, so the Korean and English notebooks keep identical code."""
-    lang = os.environ.get(LANG_ENV_VAR, "").strip().lower()
-    if lang:
-        if lang not in ("en", "ko"):
-            raise ValueError(f"{LANG_ENV_VAR} must be 'en' or 'ko', got {lang!r}")
-        return lang
-    return "ko" if Path.cwd().name == "ko" else "en"

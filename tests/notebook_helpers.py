@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import nbformat
@@ -67,3 +68,36 @@ def assert_student_copy_stops_at_first_todo(path: Path) -> None:
     exercise = student["cells"][first_todo]["metadata"].get("course", {}).get("exercise")
     assert exercise and f"'{exercise}'" in str(err), f"{path.name}: the stub does not name its exercise: {err!s:.300}"
     assert failing == first_todo, f"{path.name}: stopped at cell {failing}, first TODO is cell {first_todo}"
+
+
+HANGUL = re.compile(r"[\uac00-\ud7a3]")
+# Function words of English prose: a Korean printed line holding one of them is an untranslated sentence.
+ENGLISH_PROSE = re.compile(r"(?<![\w.])(the|of|and|with|from|than|after|before|is|are|per|when|which|this)(?![\w.(])")
+# Printed lines that are English on purpose in both languages: a quoted string (the FineWeb text itself,
+# shown with repr), an exception printed as "SomeError: message" (course_lib's error messages are English)
+# and a citation ("출처: Brown et al. 2020, arXiv:2005.14165, Table 2.1 and App. B").
+NOT_PROSE = re.compile(r"^\s*(['\"]|\w*(Error|Exception|Warning):|(source|출처):)")
+
+
+QUOTED = re.compile(r'"[^"]*"')  # a quoted title ("Muon is scalable for LLM training") is a citation
+
+
+def english_sentences(text: str) -> list[str]:
+    """The printed lines of ``text`` that read as English sentences (see ENGLISH_PROSE, NOT_PROSE, QUOTED)."""
+    return [line for line in text.splitlines()
+            if ENGLISH_PROSE.search(QUOTED.sub("", line)) and not NOT_PROSE.match(line)]
+
+
+def text_outputs(nb):
+    """(cell index, kind, text) of every text a reader sees under the code cells."""
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.output_type == "stream":
+                yield i, out.name, out.text
+            elif out.output_type == "error":
+                yield i, "error", "\n".join(out.traceback)
+            else:
+                for mime in ("text/markdown", "text/plain"):
+                    if mime in out.get("data", {}):
+                        yield i, mime, out.data[mime]
+                        break

@@ -10,6 +10,7 @@ import torch
 
 from course_lib.checks.optim import ADAMW_PARTS, check_adamw, check_muon, check_newton_schulz
 from course_lib.checks.originality import CopiedAnswerError
+from course_lib.i18n import tr
 from course_lib.optim import NS_COEFFICIENTS, muon_lr_scale
 
 HANGUL = re.compile("[\uac00-\ud7a3]")
@@ -27,6 +28,7 @@ def notebook_answer(stem: str, exercise: str, namespace: dict) -> dict:
                 if header.strip() == f"#%% code answer={exercise}")
     namespace.setdefault("torch", torch)
     namespace.setdefault("math", math)
+    namespace.setdefault("tr", tr)
     exec(compile(code, f"{stem}:{exercise}", "exec"), namespace)  # noqa: S102 - our own notebook source
     return namespace
 

@@ -15,6 +15,7 @@ import course_lib.precision as cp
 import course_lib.stability as st
 from course_lib.checks.originality import CopiedAnswerError
 from course_lib.checks.precision import check_blockwise_quant, check_loss_scaler
+from course_lib.i18n import tr
 from course_lib.nbtools import NOTEBOOKS, parse_source
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
@@ -28,7 +29,7 @@ def notebook_answer(stem: str, exercise: str) -> dict:
     source = next(c["en"] for c in cells if c.get("exercise") == ("answer", exercise))
     tree = ast.parse(source)
     tree.body = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef))]
-    namespace = dict(torch=torch, math=math, F=F, st=st)
+    namespace = dict(torch=torch, math=math, F=F, st=st, tr=tr)
     exec(compile(tree, f"<notebook {stem}, answer {exercise}>", "exec"), namespace)  # noqa: S102
     return namespace
 

@@ -57,3 +57,9 @@ def test_seed_call_figures_are_the_recorded_benchmark():
     times = evaluate["times_s"]
     assert (f"{statistics.median(times['after']):.2f} s instead of {statistics.median(times['before']):.2f} s"
             in README)
+
+
+def test_clone_line_is_the_course_repository():
+    from course_lib import REPO_URL
+
+    assert f"git clone {REPO_URL}.git && cd {REPO_URL.rsplit('/', 1)[1]}" in README

@@ -32,7 +32,7 @@ from .experiment import (LABELS, LR_CENTRES, STUDY_CELLS, STUDY_OPTIMIZERS, Caps
                          build_model, cell_run_config, load_tokens, make_optimizer, make_scheduler, parameter_count,
                          prepare_data, steps_per_pass)
 from .figures import plot_capstone, plot_runs
-from .report import (RERUN_DRIFT, conclusion, first_reach, mean_ci, readme_section, replace_readme_section,
+from .report import (RERUN_DRIFT, conclusion, first_reach, label, mean_ci, readme_section, replace_readme_section,
                      report_markdown, results_table, seed_table, study_summary, summarize_cell, verdict)
 from .runner import (fit_batch_to_data, memory_report, record_run, run_capstone, run_one, run_pair, search_lr,
                      summarize_run, throughput, write_tensorboard)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..checkpoint import load_checkpoint
 from ..distributed import DistContext, barrier, close_distributed, init_distributed
+from ..i18n import tr
 from ..results import check_output_folder
 from ..runtime import check_device, pick_device, quick_mode
 from .experiment import CapstoneConfig, prepare_data
@@ -116,9 +117,12 @@ def main(argv=None) -> int:
     except (TypeError, ValueError) as err:
         parser.error(str(err))
     if args.preset and device.type != "cuda" and not args.smoke:
-        parser.error(f"--preset {args.preset} trains a model of about 100M parameters on 1,024-token sequences: "
-                     f"it needs a GPU (this process sees {device.type}). Run `--preset {args.preset} --smoke` "
-                     "to check that it starts on this machine.")
+        parser.error(tr(f"--preset {args.preset} trains a model of about 100M parameters on 1,024-token sequences: "
+                        f"it needs a GPU (this process sees {device.type}). Run `--preset {args.preset} --smoke` "
+                        "to check that it starts on this machine.",
+                        f"--preset {args.preset}는 매개변수 약 1억 개짜리 모델을 1,024토큰 시퀀스로 학습하므로 GPU가 "
+                        f"필요합니다(이 프로세스에는 {device.type}만 보입니다). 이 컴퓨터에서 시작되는지만 확인하려면 "
+                        f"`--preset {args.preset} --smoke`로 실행하세요."))
     ctx, device = init_distributed(device)
     try:
         if ctx.is_main:
@@ -180,8 +184,9 @@ def _main_run(args, config: CapstoneConfig, ctx: DistContext, device) -> int:
             plot_capstone(results, args.out / f"{stem}.png")
             (args.out / f"{stem}.md").write_text(report_markdown(results), encoding="utf-8")
             print(f"TensorBoard logs: tensorboard --logdir {args.out / 'tensorboard'}")
-        print(f"wrote {args.out / (stem + '.json')} and {args.out / (stem + '.png')} in "
-              f"{results['wall_seconds']:.0f} s")
+        json_path, png_path, seconds = args.out / f"{stem}.json", args.out / f"{stem}.png", results["wall_seconds"]
+        print(tr(f"wrote {json_path} and {png_path} in {seconds:.0f} s",
+                 f"{json_path}와 {png_path}를 {seconds:.0f}초 만에 썼습니다"))
     barrier(ctx)
     return 0
 
@@ -196,8 +201,10 @@ def _main_resume(args, ckpt: dict, ctx: DistContext, device) -> int:
         warnings.warn(f"the checkpoint was written by {extra['world_size']} process(es), this run has "
                       f"{ctx.world_size}: same global batch, but sums happen in another order", stacklevel=2)
     log = print if ctx.is_main else (lambda *a, **k: None)
-    log(f"resuming {extra['name']} from {args.resume} at step {ckpt['step']} of {config.steps} "
-        f"(data position {ckpt['data']['position']}, epoch {ckpt['data']['epoch']})")
+    step, pos, epoch = ckpt["step"], ckpt["data"]["position"], ckpt["data"]["epoch"]
+    log(tr(f"resuming {extra['name']} from {args.resume} at step {step} of {config.steps} "
+           f"(data position {pos}, epoch {epoch})",
+           f"{args.resume}에서 {extra['name']} 재개: {config.steps}스텝 중 {step}스텝부터(데이터 위치 {pos}, 에폭 {epoch})"))
     data = prepare_data(config)
     every = args.checkpoint_every or extra["checkpoint_every"]
     r = run_one(config, data.train, extra["optimizer_name"], lr=extra["lr"], val_set=data.val, device=device,

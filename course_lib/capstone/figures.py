@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..i18n import tr
 from ..plots import finish_figure, moving_average, plot_loss_curves, pyplot_for
-from .experiment import LABELS, STUDY_CELLS
-from .report import mean_ci, seed_runs, study_summary
+from .experiment import STUDY_CELLS
+from .report import label, mean_ci, seed_runs, study_summary
 
 COLOURS = {"torch_adamw": "C0", "muon": "C1", "muon_all": "C2", "muon_all_rms": "C3"}  # the same in every panel
 
@@ -34,20 +35,25 @@ def plot_capstone(results: dict, path: Path | None = None):
     cells = [c for c in STUDY_CELLS if c.name in results.get("cells", {})]
     fig, axes = plt.subplots(2, 3, figsize=(18, 9.5))
     axes = axes.ravel()
-    plot_loss_curves({LABELS[k]: v["train_loss"] for k, v in results["replica"].items()}, window, ax=axes[0],
-                     title=f"Original replica: train loss, {window}-step moving average (1 seed)")
+    plot_loss_curves({label(k): v["train_loss"] for k, v in results["replica"].items()}, window, ax=axes[0],
+                     title=tr(f"Original replica: train loss, {window}-step moving average (1 seed)",
+                              f"원본 재현: 학습 손실, {window}스텝 이동 평균(시드 1개)"))
+    seeds = results["config"]["seeds"]
     for ax, cell in zip(axes[1:4], cells):
         for opt in cell.optimizers:
             runs = seed_runs(results, cell.name, opt)
-            color = band(ax, runs[0]["val_steps"], [r["val_loss"] for r in runs], f"{LABELS[opt]} held-out",
-                         COLOURS[opt])
+            name = label(opt)
+            color = band(ax, runs[0]["val_steps"], [r["val_loss"] for r in runs],
+                         tr(f"{name} held-out", f"{name} 검증 손실"), COLOURS[opt])
             if cell.regime == "three_pass":
                 train = np.mean([r["train_loss"] for r in runs], axis=0)
                 smooth = moving_average(train, window)
-                ax.plot(np.arange(window, len(train) + 1), smooth, ":", color=color, label=f"{LABELS[opt]} train (MA)")
-        ax.set_title(f"{cell.name}: held-out loss, mean and 95% band over {results['config']['seeds']} seeds")
-        ax.set_xlabel("training step")
-        ax.set_ylabel("loss")
+                ax.plot(np.arange(window, len(train) + 1), smooth, ":", color=color,
+                        label=tr(f"{name} train (MA)", f"{name} 학습 손실(이동 평균)"))
+        ax.set_title(tr(f"{cell.name}: held-out loss, mean and 95% band over {seeds} seeds",
+                        f"{cell.name}: 검증 손실, 시드 {seeds}개의 평균과 95% 구간"))
+        ax.set_xlabel(tr("training step", "학습 스텝"))
+        ax.set_ylabel(tr("loss", "손실"))
         ax.grid(True, alpha=0.25)
         ax.legend(fontsize=8)
     ax = axes[4]
@@ -57,12 +63,12 @@ def plot_capstone(results: dict, path: Path | None = None):
             tried = {float(k): v["summary"]["best_val_loss"] if v["summary"] else math.nan
                      for k, v in entry["lr_search"].items()}
             lrs = sorted(tried)
-            ax.plot(lrs, [tried[lr] for lr in lrs], "-o", label=LABELS[opt], color=COLOURS[opt])
+            ax.plot(lrs, [tried[lr] for lr in lrs], "-o", label=label(opt), color=COLOURS[opt])
             ax.plot([entry["tuned"]["lr"]], [tried[entry["tuned"]["lr"]]], "k*", markersize=10)
         ax.set_xscale("log")
-        ax.set_xlabel("learning rate (Muon's for the hybrid)")
-        ax.set_ylabel("lowest held-out loss (seed 0)")
-        ax.set_title(f"{main}: learning-rate searches (* tuned)")
+        ax.set_xlabel(tr("learning rate (Muon's for the hybrid)", "학습률(하이브리드는 Muon의 학습률)"))
+        ax.set_ylabel(tr("lowest held-out loss (seed 0)", "최저 검증 손실(시드 0)"))
+        ax.set_title(tr(f"{main}: learning-rate searches (* tuned)", f"{main}: 학습률 탐색(*: 튜닝된 값)"))
         ax.grid(True, alpha=0.25)
         ax.legend(fontsize=8)
     ax = axes[5]
@@ -73,14 +79,16 @@ def plot_capstone(results: dict, path: Path | None = None):
         values = row["lowest"]["values"]
         ax.plot([i] * len(values), values, "o", alpha=0.6, color=COLOURS[opt])
         ax.plot([i - 0.25, i + 0.25], [row["lowest"]["mean"]] * 2, "k-")
-        ticks.append(f"{name}\n{LABELS[opt]}")
+        ticks.append(f"{name}\n{label(opt)}")
     ax.set_xticks(range(len(ticks)), ticks, rotation=70, fontsize=7)
-    ax.set_ylabel("lowest held-out loss")
-    ax.set_title("every seed (dots) and the mean (bar)")
+    ax.set_ylabel(tr("lowest held-out loss", "최저 검증 손실"))
+    ax.set_title(tr("every seed (dots) and the mean (bar)", "시드별 값(점)과 평균(막대)"))
     ax.grid(True, alpha=0.25)
     tokens = results["sequences"]["replica"] * results["config"]["seq_len"]
-    fig.suptitle(f"AdamW vs Muon on {tokens / 1e3:,.0f}k FineWeb tokens ({results['config']['vocab']} vocabulary, "
-                 f"{results['vocab_size']:,} ids)")
+    vocab, ids = results["config"]["vocab"], results["vocab_size"]
+    vocab_ko = {"compact": "압축", "full": "전체"}.get(vocab, vocab)
+    fig.suptitle(tr(f"AdamW vs Muon on {tokens / 1e3:,.0f}k FineWeb tokens ({vocab} vocabulary, {ids:,} ids)",
+                    f"FineWeb 토큰 {tokens / 1e3:,.0f}k개로 비교한 AdamW와 Muon({vocab_ko} 어휘, id {ids:,}개)"))
     fig.tight_layout()
     return finish_figure(fig, path)
 
@@ -90,8 +98,11 @@ def plot_runs(results: dict, path: Path | None = None):
     plt = pyplot_for(path)
     runs = results["runs"]
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    plot_loss_curves({LABELS.get(k, k): v["train_loss"] for k, v in runs.items()}, results["config"]["window"], ax=ax,
-                     val_curves={LABELS.get(k, k): (v["val_steps"], v["val_loss"]) for k, v in runs.items()},
-                     title=f"{results['config']['preset'] or 'capstone'}: {results['world_size']} process(es), "
-                           f"batch {results['config']['batch_size']} x {results['config']['seq_len']}")
+    cfg, world = results["config"], results["world_size"]
+    plot_loss_curves({label(k): v["train_loss"] for k, v in runs.items()}, cfg["window"], ax=ax,
+                     val_curves={label(k): (v["val_steps"], v["val_loss"]) for k, v in runs.items()},
+                     title=tr(f"{cfg['preset'] or 'capstone'}: {world} process(es), "
+                              f"batch {cfg['batch_size']} x {cfg['seq_len']}",
+                              f"{cfg['preset'] or '캡스톤'}: 프로세스 {world}개, "
+                              f"배치 {cfg['batch_size']} x {cfg['seq_len']}"))
     return finish_figure(fig, path)

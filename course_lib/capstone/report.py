@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import statistics
 
+from ..i18n import tr
 from ..optim import muon_lr_scale
 from .experiment import LABELS, STUDY_CELLS
 
@@ -152,6 +153,12 @@ _SCHEDULE_NAMES = {"en": {"constant": "constant LR", "warmup_cosine": "warmup + 
 
 def _label(opt: str, ko: bool) -> str:
     return _LABELS_KO[opt] if ko else LABELS[opt]
+
+
+def label(opt: str) -> str:
+    """An optimizer's name for the reader, in the notebook's language (``LABELS`` is the English one;
+    a name without a label is returned as it is)."""
+    return tr(LABELS.get(opt, opt), _LABELS_KO.get(opt, LABELS.get(opt, opt)))
 
 
 def passes(results: dict, cell_name: str) -> float:
@@ -315,22 +322,28 @@ def results_table(results: dict) -> str:
     learning rate, lowest and final held-out loss (mean ± 95 % interval, perplexity, every seed),
     steps and seconds to the cell's target, tokens/s and training-state memory."""
     window = results["config"]["window"]
-    lines = [f"| experiment | optimizer | lr | train loss, last {window} steps | perplexity |",
+    lines = [tr(f"| experiment | optimizer | lr | train loss, last {window} steps | perplexity |",
+                f"| 실험 | 옵티마이저 | 학습률 | 학습 손실, 마지막 {window}스텝 | 퍼플렉서티 |"),
              "|---|---|---:|---:|---:|"]
+    replica = tr("original replica (all tokens, 1 seed)", "원본 재현(토큰 전체, 시드 1개)")
     for opt, run in results["replica"].items():
         lr = results["config"]["adamw_lr"] if opt == "torch_adamw" else results["config"]["muon_lr"]
         s = run["summary"]
-        lines.append(f"| original replica (all tokens, 1 seed) | {LABELS[opt]} | {lr:g} | {s['final_train_ma']:.3f} | "
+        lines.append(f"| {replica} | {label(opt)} | {lr:g} | {s['final_train_ma']:.3f} | "
                      f"{s['final_train_ppl']:,.0f} |")
     if not results.get("cells"):
         return "\n".join(lines)
     n = results["config"]["seeds"]
-    lines += ["", f"| cell | optimizer | tuned lr | lowest held-out (ppl) | every seed | final held-out (ppl) | "
-              f"steps to target (of {n}) | s to target | tokens/s | state MB |",
+    lines += ["", tr(f"| cell | optimizer | tuned lr | lowest held-out (ppl) | every seed | final held-out (ppl) | "
+                     f"steps to target (of {n}) | s to target | tokens/s | state MB |",
+                     f"| 셀 | 옵티마이저 | 튜닝한 학습률 | 최저 검증 손실(ppl) | 시드별 최저값 | 마지막 검증 손실(ppl) | "
+                     f"목표까지 스텝(도달 시드, {n}개 중) | 목표까지 초 | 초당 토큰 수 | 상태 MB |"),
               "|---|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+    edge = tr(" (edge)", " (격자 끝)")
     for name, cell in study_summary(results)["cells"].items():
+        target = tr(f"{name} (target {cell['target']:.3f})", f"{name} (목표 {cell['target']:.3f})")
         for opt, row in cell["optimizers"].items():
-            lr = f"{row['lr']:g}" + ("" if row["bracketed"] else " (edge)")
+            lr = f"{row['lr']:g}" + ("" if row["bracketed"] else edge)
             if row["hybrid_adamw_lr"]:
                 lr += f" / {row['hybrid_adamw_lr']:g}"
             low, fin = row["lowest"], row["final"]
@@ -338,7 +351,7 @@ def results_table(results: dict) -> str:
             steps = "—" if st["mean"] is None else f"{_pm(st['mean'], st['ci'], 0)} ({st['reached']})"
             secs = "—" if sec["mean"] is None else _pm(sec["mean"], sec["ci"], 1)
             lines.append(
-                f"| {name} (target {cell['target']:.3f}) | {LABELS[opt]} | {lr} | {_pm(low['mean'], low['ci'])} "
+                f"| {target} | {label(opt)} | {lr} | {_pm(low['mean'], low['ci'])} "
                 f"({math.exp(low['mean']):,.0f}) | {' '.join(f'{v:.3f}' for v in low['values'])} | "
                 f"{_pm(fin['mean'], fin['ci'])} ({math.exp(fin['mean']):,.0f}) | {steps} | {secs} | "
                 f"{row['tokens_per_s']['mean']:,.0f} | {row['state_mb']:.1f} |")
@@ -349,8 +362,10 @@ def seed_table(results: dict) -> str:
     """A Markdown table with one row per study run (cell, optimizer, seed): lowest and final held-out
     loss, steps and training seconds to the cell's target ("—": never reached), tokens/s and peak
     memory (on a CPU the process's peak resident size so far, not this run's alone)."""
-    lines = ["| cell | optimizer | seed | lowest held-out (ppl) | final held-out (ppl) | steps to target | "
-             "s to target | tokens/s | peak MB |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [tr("| cell | optimizer | seed | lowest held-out (ppl) | final held-out (ppl) | steps to target | "
+                "s to target | tokens/s | peak MB |",
+                "| 셀 | 옵티마이저 | 시드 | 최저 검증 손실(ppl) | 마지막 검증 손실(ppl) | 목표까지 스텝 | "
+                "목표까지 초 | 초당 토큰 수 | 최대 MB |"), "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, cell in study_summary(results)["cells"].items():
         for opt, row in cell["optimizers"].items():
             for seed, run in enumerate(seed_runs(results, name, opt)):
@@ -358,7 +373,7 @@ def seed_table(results: dict) -> str:
                 steps, secs = row["steps_to_target"]["values"][seed], row["seconds_to_target"]["values"][seed]
                 peak = run.get("memory", {}).get("peak_mb")
                 lines.append(
-                    f"| {name} | {LABELS[opt]} | {seed} | {low:.3f} ({math.exp(low):,.0f}) | {fin:.3f} "
+                    f"| {name} | {label(opt)} | {seed} | {low:.3f} ({math.exp(low):,.0f}) | {fin:.3f} "
                     f"({math.exp(fin):,.0f}) | {'—' if steps is None else steps} | "
                     f"{'—' if secs is None else f'{secs:.1f}'} | {run['summary']['tokens_per_s']:,.0f} | "
                     f"{'—' if peak is None else f'{peak:,.0f}'} |")

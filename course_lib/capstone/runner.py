@@ -18,6 +18,7 @@ import torch
 
 from ..checkpoint import SeekableBatchStream, set_rng_state, save_checkpoint
 from ..distributed import (DistContext, barrier, device_peak_flops, plan_batches, replicas_identical, wrap_model)
+from ..i18n import tr
 from ..optim import optimizer_state_bytes
 from ..precision import autocast_dtype_for
 from ..results import ResultsFile
@@ -299,15 +300,21 @@ def fit_batch_to_data(config: CapstoneConfig, train_sequences: int, world_size: 
         batch = (train_sequences // world_size) * world_size
         if batch < world_size:
             raise ValueError(f"{train_sequences} training sequences cannot feed {world_size} processes")
-        log(f"WARNING: the data holds {train_sequences} training sequences of {config.seq_len} tokens, fewer than "
-            f"the global batch of {config.batch_size}; using a batch of {batch}. The preset is meant for a larger "
-            "token file: pass --tokens PATH.")
+        log(tr(f"WARNING: the data holds {train_sequences} training sequences of {config.seq_len} tokens, fewer "
+               f"than the global batch of {config.batch_size}; using a batch of {batch}. The preset is meant for a "
+               "larger token file: pass --tokens PATH.",
+               f"경고: 데이터에 {config.seq_len}토큰짜리 학습 시퀀스가 {train_sequences}개뿐이라 전역 배치 "
+               f"{config.batch_size}보다 적습니다. 배치 {batch}로 줄여서 씁니다. 이 프리셋은 더 큰 토큰 파일을 위한 "
+               "것이니 --tokens PATH로 넘겨 주세요."))
         config = replace(config, batch_size=batch, max_micro_batch=min(config.max_micro_batch or batch, batch))
     epochs = config.steps * config.batch_size / train_sequences
     if epochs > 1:
-        log(f"WARNING: {config.steps} steps x {config.batch_size} sequences = {epochs:,.1f} passes over the "
-            f"{train_sequences} training sequences: the model will memorise them; "
-            "compare held-out losses, and use a larger token file (--tokens) for a GPT-2-scale experiment.")
+        log(tr(f"WARNING: {config.steps} steps x {config.batch_size} sequences = {epochs:,.1f} passes over the "
+               f"{train_sequences} training sequences: the model will memorise them; "
+               "compare held-out losses, and use a larger token file (--tokens) for a GPT-2-scale experiment.",
+               f"경고: {config.steps}스텝 x {config.batch_size}시퀀스 = 학습 시퀀스 {train_sequences}개를 "
+               f"{epochs:,.1f}번 도는 셈이라 모델이 데이터를 외워 버립니다. 검증 손실로 비교하고, GPT-2 규모 실험에는 "
+               "더 큰 토큰 파일(--tokens)을 쓰세요."))
     return config
 
 
@@ -334,8 +341,11 @@ def record_run(config, vocab_size, result: TrainResult, device, ctx: DistContext
               "memory": memory or {}, "world_size": ctx.world_size, "written_by_rank": ctx.rank,
               "replicas_identical": True}
     mfu_text = f"MFU {100 * speed['mfu']:.1f}% of {speed['peak']}" if speed["mfu"] is not None else speed["peak"]
-    log(f"[{result.name}] loss {result.train_loss[0]:.3f} -> {record['summary']['final_train_ma']:.3f} (last "
-        f"{config.window}) | held-out {result.final_val_loss:.3f} | {speed['tokens_per_s']:,.0f} tokens/s | {mfu_text}")
+    first, last = result.train_loss[0], record["summary"]["final_train_ma"]
+    log(tr(f"[{result.name}] loss {first:.3f} -> {last:.3f} (last {config.window}) | held-out "
+           f"{result.final_val_loss:.3f} | {speed['tokens_per_s']:,.0f} tokens/s | {mfu_text}",
+           f"[{result.name}] 손실 {first:.3f} -> {last:.3f}(마지막 {config.window}스텝) | 검증 손실 "
+           f"{result.final_val_loss:.3f} | 초당 {speed['tokens_per_s']:,.0f}토큰 | {mfu_text}"))
     if ctx.is_main and out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / f"run_{opt}.json").write_text(json.dumps(record, indent=1))
@@ -356,18 +366,23 @@ def run_pair(config: CapstoneConfig, optimizers=("torch_adamw", "muon"), device=
     data = prepare_data(config)
     config = fit_batch_to_data(config, len(data.train), ctx.world_size, log)
     micro, accum = plan_batches(config.batch_size, ctx.world_size, max_micro_batch=config.max_micro_batch or config.batch_size)
-    log(f"device: {describe_device(device)} x {ctx.world_size} process(es) | precision: "
-        f"{autocast_dtype_for(device, config.precision) or torch.float32} | "
-        f"parameters: {parameter_count(config, data.vocab_size):,} | "
-        f"vocabulary: {config.vocab} ({data.vocab_size:,} ids)")
-    log(f"global batch {config.batch_size} sequences = {micro} (micro-batch) x {accum} (accumulation) x "
-        f"{ctx.world_size} (processes) = {config.batch_size * config.seq_len:,} tokens per step")
+    dtype, n_params = autocast_dtype_for(device, config.precision) or torch.float32, parameter_count(config, data.vocab_size)
+    log(tr(f"device: {describe_device(device)} x {ctx.world_size} process(es) | precision: {dtype} | "
+           f"parameters: {n_params:,} | vocabulary: {config.vocab} ({data.vocab_size:,} ids)",
+           f"장치: {describe_device(device)} x 프로세스 {ctx.world_size}개 | 정밀도: {dtype} | "
+           f"매개변수: {n_params:,}개 | 어휘: {config.vocab}(id {data.vocab_size:,}개)"))
+    tokens = config.batch_size * config.seq_len
+    log(tr(f"global batch {config.batch_size} sequences = {micro} (micro-batch) x {accum} (accumulation) x "
+           f"{ctx.world_size} (processes) = {tokens:,} tokens per step",
+           f"전역 배치 {config.batch_size}시퀀스 = {micro}(마이크로 배치) x {accum}(누적) x "
+           f"{ctx.world_size}(프로세스) = 스텝당 {tokens:,}토큰"))
     header = {"config": asdict(config), "device": describe_device(device), "world_size": ctx.world_size,
               "micro_batch": micro, "accum_steps": accum, "vocab_size": data.vocab_size, "runs": {}}
     results = ResultsFile(results_path if ctx.is_main else None, header, restart=restart, log=log)
     for opt in optimizers:
         if results.get("runs", opt) is not None:
-            log(f"[{LABELS.get(opt, opt)}] already in {results_path}: not trained again")
+            log(tr(f"[{LABELS.get(opt, opt)}] already in {results_path}: not trained again",
+                   f"[{LABELS.get(opt, opt)}] {results_path}에 이미 있어 다시 학습하지 않습니다"))
             continue
         ckpt = out / "checkpoints" / f"{opt}.pt" if out is not None and checkpoint_every else None
         info = {}

@@ -23,7 +23,7 @@ import math
 import torch
 
 from ..optim import lion_update
-from .i18n import tr
+from .i18n import case_name, tr
 from .optim import _call_student, _case_params, _check_frozen, _scripted_grad
 from .originality import refuse_reference
 from .report import CheckReport
@@ -118,7 +118,7 @@ def lion_run(optimizer_class, case, seed: int) -> dict:
                 ties[gi][pi] |= (c != 0) & (c.abs() <= TIE_RTOL[dtype] * scale)
                 lion_update(refs[gi][pi], grad, m, hp["lr"], b1, b2, hp["weight_decay"])
         _call_student("lion", opt.step, tr(f"your step() (step {step}, case: {case['name']})",
-                                           f"여러분의 step()({step}번째 스텝, 설정: {case['name']})"), _lion_hint())
+                                           f"여러분의 step()({step}번째 스텝, 설정: {case_name(case['name'])})"), _lion_hint())
         lp_opt.step()
         if first_bad is None:
             for g_s, g_r, g_t in zip(student, refs, ties):
@@ -152,13 +152,13 @@ def check_lion(optimizer_class, verbose: bool = True) -> None:
         if verbose:
             print(tr(f"case: {case['name']} | {case['steps']} steps | ties left out: {r['ties']} of {r['coordinates']} "
                      f"coordinates | max diff {r['diff']:.2e} (allowed {tol:.0e})",
-                     f"설정: {case['name']} | {case['steps']}스텝 | 제외한 동률 좌표: {r['coordinates']}개 중 {r['ties']}개 "
+                     f"설정: {case_name(case['name'])} | {case['steps']}스텝 | 제외한 동률 좌표: {r['coordinates']}개 중 {r['ties']}개 "
                      f"| 최대 차이 {r['diff']:.2e} (허용 {tol:.0e})"))
         if not r["diff"] <= tol:
             first = _first_step_hint(r["first_bad"]) + " " if r["first_bad"] else ""
             report.fail(tr(f"[{case['name']}] your parameters differ from lion_pytorch.Lion by {r['diff']:.2e} "
                            f"(allowed {tol:.0e}). ",
-                           f"[{case['name']}] 매개변수가 lion_pytorch.Lion과 {r['diff']:.2e}만큼 다릅니다(허용 {tol:.0e}). ")
+                           f"[{case_name(case['name'])}] 매개변수가 lion_pytorch.Lion과 {r['diff']:.2e}만큼 다릅니다(허용 {tol:.0e}). ")
                         + first + _lion_hint())
         _check_frozen(report, case, r["opt"], r["frozen"], r["frozen_init"],
                       tr("(`if p.grad is None: continue`), weight decay included",

@@ -21,7 +21,7 @@ import math
 import torch
 
 from ..optim import NS_COEFFICIENTS, Muon, muon_lr_scale, newton_schulz
-from .i18n import tr
+from .i18n import case_name, tr
 from .originality import CopiedAnswerError, StudentCodeError, refuse_reference, student_call
 from .report import CheckReport
 
@@ -388,11 +388,11 @@ def _check_frozen(report, case, opt, frozen, frozen_init, skip_hint: str) -> Non
     """A parameter without a gradient must keep its value and get no optimizer state."""
     if not torch.equal(frozen.detach(), frozen_init):
         report.fail(tr(f"[{case['name']}] a parameter whose .grad is None changed; skip it {skip_hint}.",
-                       f"[{case['name']}] .grad가 None인 매개변수가 바뀌었습니다. 건너뛰세요 {skip_hint}."))
+                       f"[{case_name(case['name'])}] .grad가 None인 매개변수가 바뀌었습니다. 건너뛰세요 {skip_hint}."))
     if frozen in opt.state and len(opt.state[frozen]) > 0:
         report.fail(tr(f"[{case['name']}] a parameter that never had a gradient got optimizer state; "
                        "create state only for parameters you update.",
-                       f"[{case['name']}] 기울기를 한 번도 받지 않은 매개변수에 옵티마이저 상태가 생겼습니다. "
+                       f"[{case_name(case['name'])}] 기울기를 한 번도 받지 않은 매개변수에 옵티마이저 상태가 생겼습니다. "
                        "상태는 실제로 업데이트하는 매개변수에만 만드세요."))
 
 
@@ -443,7 +443,7 @@ def adamw_run(optimizer_class, case, seed: int):
                     _reference_adamw_step(refs[name][gi][pi], grad, st, hp["lr"], *hp["betas"], hp["eps"],
                                           hp["weight_decay"], decay, form)
         _call_student("adamw", opt.step, tr(f"your step() (step {step}, case: {case['name']})",
-                                            f"여러분의 step()({step}번째 스텝, 설정: {case['name']})"))
+                                            f"여러분의 step()({step}번째 스텝, 설정: {case_name(case['name'])})"))
         torch_opt.step()
     # the hand-written "before, textbook" reference must agree with torch itself
     for gi in range(n_groups):
@@ -504,12 +504,12 @@ def check_adamw(optimizer_class, verbose: bool = True) -> None:
         if verbose:
             print(tr(f"run {i + 1}: {case['name']} | {case['steps']} steps | closest accepted form: {best_name} | "
                      f"max diff {diff:.2e} (allowed {tol:.0e})",
-                     f"실행 {i + 1}: {case['name']} | {case['steps']}스텝 | 가장 가까운 올바른 형태: {best_name} | "
+                     f"실행 {i + 1}: {case_name(case['name'])} | {case['steps']}스텝 | 가장 가까운 올바른 형태: {case_name(best_name)} | "
                      f"최대 차이 {diff:.2e} (허용 {tol:.0e})"))
         if not ok:
             report.fail(tr(f"[{case['name']}, {case['steps']} steps] your parameters differ from the closest "
                            f"accepted form ({best_name}) by {diff:.2e} (allowed {tol:.0e}). {hint}",
-                           f"[{case['name']}, {case['steps']}스텝] 매개변수가 가장 가까운 올바른 형태({best_name})와 "
+                           f"[{case_name(case['name'])}, {case['steps']}스텝] 매개변수가 가장 가까운 올바른 형태({case_name(best_name)})와 "
                            f"{diff:.2e}만큼 다릅니다(허용 {tol:.0e}). {hint}"))
         _check_frozen(report, case, opt, frozen, frozen_init, "(`if p.grad is None: continue`)")
     report.finish()
@@ -555,22 +555,22 @@ def newton_schulz_results(fn, seed: int = 7) -> list[dict]:
         G = (10 * _spectrum_matrix(*shape, gen)).to(dtype)
         G_before = G.clone()
         out = _call_student("newton_schulz", lambda: fn(G, steps=steps),
-                            tr(f"your function on {name}", f"여러분의 함수({name})"))
+                            tr(f"your function on {case_name(name)}", f"여러분의 함수({case_name(name)})"))
         result = dict(name=name, steps=steps, problem=None, rel=math.inf)
         results.append(result)
         if not torch.equal(G, G_before):
             result["problem"] = tr(f"[{name}] your function changed its input in place; work on a copy "
                                    "(X = G.float() / …).",
-                                   f"[{name}] 함수가 입력을 제자리에서 바꿨습니다. 복사본으로 계산하세요(X = G.float() / …).")
+                                   f"[{case_name(name)}] 함수가 입력을 제자리에서 바꿨습니다. 복사본으로 계산하세요(X = G.float() / …).")
         if out is None or not torch.is_tensor(out):
             result["problem"] = tr(f"[{name}] your function returned {type(out).__name__}, not a tensor.",
-                                   f"[{name}] 함수가 텐서가 아니라 {type(out).__name__}을(를) 돌려줬습니다.")
+                                   f"[{case_name(name)}] 함수가 텐서가 아니라 {type(out).__name__}을(를) 돌려줬습니다.")
             continue
         if tuple(out.shape) != tuple(shape):
             result["problem"] = tr(
                 f"[{name}] output shape {tuple(out.shape)}, input shape {tuple(shape)}: if you transpose a tall "
                 "matrix to work on the small Gram matrix, transpose the result back.",
-                f"[{name}] 출력 모양 {tuple(out.shape)}, 입력 모양 {tuple(shape)}. 작은 그람 행렬로 계산하려고 세로로 "
+                f"[{case_name(name)}] 출력 모양 {tuple(out.shape)}, 입력 모양 {tuple(shape)}. 작은 그람 행렬로 계산하려고 세로로 "
                 "긴 행렬을 전치했다면 결과를 다시 전치하세요.")
             continue
         out32 = out.detach().float()
@@ -578,7 +578,7 @@ def newton_schulz_results(fn, seed: int = 7) -> list[dict]:
             result["problem"] = tr(
                 f"[{name}] output has inf/nan: divide G by its Frobenius norm first, so every singular value is "
                 "≤ 1 (the iteration diverges above about 1.5).",
-                f"[{name}] 출력에 inf/nan이 있습니다. 먼저 G를 프로베니우스 노름으로 나눠 모든 특잇값이 1 이하가 "
+                f"[{case_name(name)}] 출력에 inf/nan이 있습니다. 먼저 G를 프로베니우스 노름으로 나눠 모든 특잇값이 1 이하가 "
                 "되게 하세요(특잇값이 1.5쯤을 넘으면 반복이 발산합니다).")
             continue
         reference = newton_schulz(G.float(), steps, dtype=torch.float32)
@@ -614,7 +614,7 @@ def check_newton_schulz(fn, verbose: bool = True) -> None:
                 f"[{name}] relative error {r['rel']:.3f} vs the reference quintic iteration (allowed {NS_REL_TOL}). "
                 f"Check: normalise by the Frobenius norm G.norm(); coefficients (a, b, c) = {NS_COEFFICIENTS}; "
                 f"X ← a·X + (b·A + c·A²)·X with A = X·Xᵀ; exactly `steps` iterations (steps={steps} here).",
-                f"[{name}] 참조 5차 반복과의 상대 오차가 {r['rel']:.3f}입니다(허용 {NS_REL_TOL}). 확인할 것: "
+                f"[{case_name(name)}] 참조 5차 반복과의 상대 오차가 {r['rel']:.3f}입니다(허용 {NS_REL_TOL}). 확인할 것: "
                 f"프로베니우스 노름 G.norm()으로 나누기, 계수 (a, b, c) = {NS_COEFFICIENTS}, A = X·Xᵀ일 때 "
                 f"X ← a·X + (b·A + c·A²)·X, 반복은 정확히 `steps`번(여기서는 steps={steps})."))
         if "sv_min" in r:
@@ -627,7 +627,7 @@ def check_newton_schulz(fn, verbose: bool = True) -> None:
                     f"[{name}] after 5 steps the output should be ≈ U·S'·Vᵀ with S' in {NS_BAND}; got "
                     f"{lo:.3f}..{hi:.3f} (off-diagonal {off:.2f}). The cubic iteration or a missing normalisation "
                     "leaves small singular values too small.",
-                    f"[{name}] 5스텝 뒤의 출력은 S'가 {NS_BAND} 안에 있는 U·S'·Vᵀ에 가까워야 하는데, "
+                    f"[{case_name(name)}] 5스텝 뒤의 출력은 S'가 {NS_BAND} 안에 있는 U·S'·Vᵀ에 가까워야 하는데, "
                     f"{lo:.3f}..{hi:.3f}(비대각 {off:.2f})가 나왔습니다. 3차 반복을 쓰거나 정규화를 빠뜨리면 작은 "
                     "특잇값이 충분히 커지지 않습니다."))
     report.finish()
@@ -769,15 +769,15 @@ def check_muon(optimizer_class, verbose: bool = True, steps: int = 12) -> None:
                 "with nesterov=True orthogonalize g + β·(buf − g) (lerp(g, buf, β)), else buf itself; Newton–Schulz "
                 "(5 quintic steps) AFTER the momentum; decoupled decay θ ← θ·(1 − lr·λ) with the plain lr; step "
                 f"−lr·scale·O with scale for {case['adjust_lr_fn']!r} = {scale} for shapes {list(scale)}.",
-                f"[{case['name']}] 스텝이 가장 가까운 올바른 Muon({r['reference']})과 {where}에서 {worst:.3f}(상대값)만큼 "
+                f"[{case_name(case['name'])}] 스텝이 가장 가까운 올바른 Muon({r['reference']})과 {where}에서 {worst:.3f}(상대값)만큼 "
                 "다릅니다. 이 순서로 확인하세요: buf ← β·buf + (1−β)·g를 상태에 두고 스텝마다 이어 가기, "
                 "nesterov=True이면 g + β·(buf − g)(lerp(g, buf, β))를, 아니면 buf 자체를 직교화하기, 모멘텀 "
                 "다음에 Newton–Schulz(5차 반복 5번), 감쇠는 스케일을 곱하지 않은 lr로 θ ← θ·(1 − lr·λ), 스텝은 "
                 f"−lr·scale·O이고 {case['adjust_lr_fn']!r}의 scale은 모양 {list(scale)}에 대해 {scale}."))
         if not torch.equal(r["frozen"].detach(), r["frozen_init"]):
             report.fail(tr(f"[{case['name']}] a parameter whose .grad is None changed; skip it.",
-                           f"[{case['name']}] .grad가 None인 매개변수가 바뀌었습니다. 건너뛰세요."))
+                           f"[{case_name(case['name'])}] .grad가 None인 매개변수가 바뀌었습니다. 건너뛰세요."))
         if r["frozen"] in r["opt"].state and len(r["opt"].state[r["frozen"]]) > 0:
             report.fail(tr(f"[{case['name']}] a parameter that never had a gradient got optimizer state.",
-                           f"[{case['name']}] 기울기를 한 번도 받지 않은 매개변수에 옵티마이저 상태가 생겼습니다."))
+                           f"[{case_name(case['name'])}] 기울기를 한 번도 받지 않은 매개변수에 옵티마이저 상태가 생겼습니다."))
     report.finish()
