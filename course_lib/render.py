@@ -86,29 +86,35 @@ def clean_outputs(nb: nbformat.NotebookNode) -> None:
                 data["image/png"] = shrink_png(data["image/png"])
 
 
-def render_notebook(source: Path, timeout: int = 3600) -> tuple[Path, float]:
-    """Execute ``source`` in full mode in its own folder and write the copy with outputs; returns (path, seconds)."""
+def execute_in_folder(nb: nbformat.NotebookNode, folder: Path, env: dict[str, str | None], timeout: int = 3600,
+                      record_timing: bool = True) -> None:
+    """Run ``nb`` in a fresh kernel started in ``folder``, with this process's environment changed by ``env``
+    (a value of None removes the variable) for the kernel to inherit; the environment is restored after."""
     from nbclient import NotebookClient
 
-    nb = nbformat.read(source, as_version=4)
-    env = {k: v for k, v in os.environ.items() if k not in ("COURSE_LANG",)}
-    env.update(RENDER_ENV)
-    env["COURSE_LANG"] = source.parent.name
-    started = time.perf_counter()
     saved = dict(os.environ)
-    rc_dir = tempfile.TemporaryDirectory()
-    (Path(rc_dir.name) / "matplotlibrc").write_text(f"figure.dpi: {FIGURE_DPI}\n", encoding="utf-8")
-    env["MATPLOTLIBRC"] = str(Path(rc_dir.name) / "matplotlibrc")
-    os.environ.clear()
-    os.environ.update(env)  # the kernel inherits this process's environment
+    for key, value in env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     try:
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
-                                resources={"metadata": {"path": str(source.parent)}})
-        client.execute()
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=record_timing,
+                       resources={"metadata": {"path": str(folder)}}).execute()
     finally:
         os.environ.clear()
         os.environ.update(saved)
-        rc_dir.cleanup()
+
+
+def render_notebook(source: Path, timeout: int = 3600) -> tuple[Path, float]:
+    """Execute ``source`` in full mode in its own folder and write the copy with outputs; returns (path, seconds)."""
+    nb = nbformat.read(source, as_version=4)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as rc_dir:
+        rc_file = Path(rc_dir) / "matplotlibrc"
+        rc_file.write_text(f"figure.dpi: {FIGURE_DPI}\n", encoding="utf-8")
+        env = {**RENDER_ENV, "COURSE_LANG": source.parent.name, "MATPLOTLIBRC": str(rc_file)}
+        execute_in_folder(nb, source.parent, env, timeout=timeout, record_timing=False)
     seconds = time.perf_counter() - started
     clean_outputs(nb)
     nb.metadata.setdefault("course", {})["rendered"] = {"mode": "full", "seconds": round(seconds)}

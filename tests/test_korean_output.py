@@ -154,21 +154,16 @@ def live_runs(tmp_path_factory):
     """Notebook 05 run in quick mode in both languages, each in its own folder, with a fresh matplotlib
     cache (as on a machine that never saw the course): the notebooks with their outputs."""
     import nbformat
-    from nbclient import NotebookClient
+
+    from course_lib.render import execute_in_folder
 
     runs = {}
     for lang in ("en", "ko"):
         path = NOTEBOOKS / lang / LIVE_NOTEBOOK
         nb = nbformat.read(path, as_version=4)
-        saved = dict(os.environ)
-        os.environ.update(COURSE_QUICK="1", MPLCONFIGDIR=str(tmp_path_factory.mktemp(f"mpl_{lang}")))
-        os.environ.pop("COURSE_LANG", None)  # the folder decides
-        try:
-            NotebookClient(nb, timeout=600, kernel_name="python3",
-                           resources={"metadata": {"path": str(path.parent)}}).execute()
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+        # the folder decides the language, so COURSE_LANG is removed
+        execute_in_folder(nb, path.parent, {"COURSE_QUICK": "1", "COURSE_LANG": None,
+                                            "MPLCONFIGDIR": str(tmp_path_factory.mktemp(f"mpl_{lang}"))}, timeout=600)
         runs[lang] = nb
     return runs
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import statistics
 
-from ..i18n import tr
+from ..i18n import notebook_language, tr
 from ..optim import muon_lr_scale
 from .experiment import LABELS, STUDY_CELLS
 
@@ -152,13 +152,14 @@ _SCHEDULE_NAMES = {"en": {"constant": "constant LR", "warmup_cosine": "warmup + 
 
 
 def _label(opt: str, ko: bool) -> str:
-    return _LABELS_KO[opt] if ko else LABELS[opt]
+    """An optimizer's name in Korean or English (``LABELS``); a name without a label is returned as it is."""
+    english = LABELS.get(opt, opt)
+    return _LABELS_KO.get(opt, english) if ko else english
 
 
 def label(opt: str) -> str:
-    """An optimizer's name for the reader, in the notebook's language (``LABELS`` is the English one;
-    a name without a label is returned as it is)."""
-    return tr(LABELS.get(opt, opt), _LABELS_KO.get(opt, LABELS.get(opt, opt)))
+    """An optimizer's name for the reader, in the notebook's language."""
+    return _label(opt, notebook_language() == "ko")
 
 
 def passes(results: dict, cell_name: str) -> float:
