@@ -85,3 +85,9 @@ def test_readme_syllabus_links_every_rendered_copy():
     for source in SOURCES:
         link = f"(rendered/{source.parent.name}/{source.name})"
         assert link in readme, f"README's syllabus table does not link {link}"
+
+
+def test_render_refuses_an_unknown_notebook_prefix():
+    with pytest.raises(ValueError, match=r"no notebook in notebooks/ko starts with \['99'\]; they are \[.*'01_adamw'"):
+        source_notebooks("ko", ["99"])
+    assert [p.name for p in source_notebooks("en", ["01"])] == ["01_adamw.ipynb"]
