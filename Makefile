@@ -10,12 +10,14 @@ NBMAKE_TIMEOUT ?= 900
 # notebook kernel it starts) gets one torch thread: two processes with two threads each on two cores
 # oversubscribe them and run several times slower than one process.
 JOBS ?= 2
-XDIST = $(if $(filter-out 0,$(JOBS)),-n $(JOBS) --dist loadfile)
+# loadgroup: tests go to whichever process is free (one long file does not hold the other process back),
+# except that a module marked xdist_group (an expensive module-scoped fixture) stays in one process.
+XDIST = $(if $(filter-out 0,$(JOBS)),-n $(JOBS) --dist loadgroup)
 XDIST_ENV = $(if $(filter-out 0,$(JOBS)),OMP_NUM_THREADS=1 MKL_NUM_THREADS=1)
 # `jupyter lab` refuses to start as root unless told to (containers, some cloud machines).
 LAB_FLAGS ?= $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
 
-.PHONY: setup setup-dev check-python lab test test-unit test-notebooks compare compare-full student grade notebooks \
+.PHONY: setup setup-dev check-python lab lint test test-unit test-notebooks compare compare-full student grade notebooks \
 	render benchmark clean
 
 setup: $(STAMP)
@@ -50,8 +52,14 @@ $(DEV_STAMP): $(STAMP) requirements-dev.txt
 lab: setup
 	$(PY) -m jupyter lab $(LAB_FLAGS) notebooks/
 
-## the whole test suite: unit tests + every notebook (ko and en) in quick mode, JOBS processes
+## ruff on the library, the course machinery, the tests and the notebooks' code (settings in pyproject.toml)
+LINT_PATHS = course_lib classroom tests benchmarks resource notebooks/en
+lint: setup-dev
+	$(PY) -m ruff check $(LINT_PATHS)
+
+## the whole test suite: lint, then unit tests + every notebook (ko and en) in quick mode, JOBS processes
 test: setup-dev
+	$(PY) -m ruff check $(LINT_PATHS)
 	COURSE_QUICK=1 $(XDIST_ENV) $(PY) -m pytest tests notebooks/en notebooks/ko --nbmake --nbmake-timeout=$(NBMAKE_TIMEOUT) -p no:cacheprovider $(XDIST)
 
 test-unit: setup-dev
@@ -63,7 +71,7 @@ test-notebooks: setup-dev
 ## rendered copies with outputs under rendered/ (full mode, about 40 min on 2 cores); NB="01 07" for some only
 NB ?=
 render: setup
-	$(PY) -m course_lib.render $(NB)
+	$(PY) -m classroom.render $(NB)
 
 ## the capstone, headless: PNG + JSON under outputs/capstone
 compare: setup
@@ -75,18 +83,18 @@ compare-full: setup
 ## student copies of every notebook under student/ (COLAB_BASE=URL: where you publish them, for the badge)
 COLAB_BASE ?=
 student: setup
-	$(PY) -m course_lib.assignments --out student $(if $(COLAB_BASE),--colab-base $(COLAB_BASE))
+	$(PY) -m classroom.student_copies --out student $(if $(COLAB_BASE),--colab-base $(COLAB_BASE))
 
 ## grade submitted notebooks: make grade SUBMISSIONS=folder [GRADES=grades.csv] [GRADE_TIMEOUT=600]
 SUBMISSIONS ?= submissions
 GRADES ?= grades.csv
 GRADE_TIMEOUT ?= 600
 grade: setup
-	$(PY) -m course_lib.grade $(SUBMISSIONS) --out $(GRADES) --timeout $(GRADE_TIMEOUT)
+	$(PY) -m classroom.grade $(SUBMISSIONS) --out $(GRADES) --timeout $(GRADE_TIMEOUT)
 
 ## rebuild notebooks/en and notebooks/ko from notebooks/src
 notebooks: setup
-	$(PY) -m course_lib.nbtools
+	$(PY) -m classroom.build
 
 benchmark: setup
 	$(PY) benchmarks/bench_capstone.py

@@ -1,8 +1,8 @@
 """Capstone step time: the course's model and optimizers vs a straightforward baseline.
 
-The baseline is written the way the original capstone notebook was: ``transformers.LlamaForCausalLM`` (eager attention) with
-the full 128,256-id vocabulary, ``model(input_ids=x, labels=x)`` (which materialises and upcasts the
-full logits tensor), ``torch.optim.AdamW`` with its CPU default (for-loop) and gradient clipping.
+The baseline is written the way the original capstone notebook was: ``transformers.LlamaForCausalLM``
+(eager attention) with the full 128,256-id vocabulary, ``model(input_ids=x, labels=x)`` (which materialises
+and upcasts the full logits tensor), ``torch.optim.AdamW`` with its CPU default (for-loop) and gradient clipping.
 
     python benchmarks/bench_capstone.py                 # per-step medians + real 200+200-step runs
     python benchmarks/bench_capstone.py --repeats 3 --no-runs
@@ -22,9 +22,10 @@ from pathlib import Path
 import torch
 
 from course_lib.capstone import CapstoneConfig, prepare_data, run_one
+from course_lib.capstone.experiment import OPTIMIZER_CLASS_NAMES
+from course_lib.data import FULL_VOCAB_SIZE
 from course_lib.models import TransformerConfig, TransformerForCausalLM
 from course_lib.optim import build_optimizer
-from course_lib.tokenizer import FULL_VOCAB_SIZE
 
 HERE = Path(__file__).resolve().parent
 
@@ -70,7 +71,7 @@ def course_step_fn(vocab_size: int, batch: torch.Tensor, optimizer_name: str):
     kwargs = {"ns_dtype": torch.float32} if optimizer_name.startswith("muon") else {}
     if optimizer_name == "torch_adamw":
         kwargs = {"fused": True}  # what the capstone's AdamW runs use on a CPU
-    optimizer = build_optimizer(optimizer_name, model, **kwargs)
+    optimizer = build_optimizer(OPTIMIZER_CLASS_NAMES[optimizer_name], model, **kwargs)
 
     def step():
         optimizer.zero_grad(set_to_none=True)
@@ -140,7 +141,7 @@ def main(argv=None) -> int:
     lines += [f"| {r['setup']} | {r['vocab']:,} | {r['step_s']:.3f} | {r['vs_full_baseline']:.2f} |" for r in rows]
     if runs:
         total = sum(r["wall_s"] for r in runs.values())
-        lines += ["", f"Real compact-vocabulary runs (capstone settings, `run_one`): "
+        lines += ["", "Real compact-vocabulary runs (capstone settings, `run_one`): "
                   + ", ".join(f"{k} {v['steps']} steps in {v['wall_s']:.0f} s" for k, v in runs.items())
                   + f"; together {total:.0f} s ({total / 60:.1f} min)."]
     (args.out / "capstone_results.md").write_text("\n".join(lines) + "\n")

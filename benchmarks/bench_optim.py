@@ -76,14 +76,18 @@ def main(argv=None) -> int:
         where = f"{label} vocab ({vocab:,}), all {len(params)} tensors, {n:,} params"
         pairs = [
             ("AdamW foreach", lambda ps: AdamW(ps, lr=1e-3, weight_decay=0.1, foreach=True),
-             "torch AdamW foreach", lambda ps: torch.optim.AdamW(ps, lr=1e-3, weight_decay=0.1, foreach=True), params, where),
+             "torch AdamW foreach", lambda ps: torch.optim.AdamW(ps, lr=1e-3, weight_decay=0.1, foreach=True),
+             params, where),
             ("AdamW for-loop (teaching)", lambda ps: AdamW(ps, lr=1e-3, weight_decay=0.1, foreach=False),
-             "torch AdamW foreach", lambda ps: torch.optim.AdamW(ps, lr=1e-3, weight_decay=0.1, foreach=True), params, where),
+             "torch AdamW foreach", lambda ps: torch.optim.AdamW(ps, lr=1e-3, weight_decay=0.1, foreach=True),
+             params, where),
             ("AdamW for-loop (teaching)", lambda ps: AdamW(ps, lr=1e-3, weight_decay=0.1, foreach=False),
-             "torch AdamW for-loop", lambda ps: torch.optim.AdamW(ps, lr=1e-3, weight_decay=0.1, foreach=False), params, where),
+             "torch AdamW for-loop", lambda ps: torch.optim.AdamW(ps, lr=1e-3, weight_decay=0.1, foreach=False),
+             params, where),
             # for information: torch's fused kernel (one pass over memory), which the capstone uses
             ("AdamW foreach", lambda ps: AdamW(ps, lr=1e-3, weight_decay=0.1, foreach=True),
-             "torch AdamW fused", lambda ps: torch.optim.AdamW(ps, lr=1e-3, weight_decay=0.1, fused=True), params, where),
+             "torch AdamW fused", lambda ps: torch.optim.AdamW(ps, lr=1e-3, weight_decay=0.1, fused=True),
+             params, where),
         ]
         if label == "compact":
             pairs.append(("Muon", lambda ps: Muon(ps, lr=0.02, weight_decay=0.1),

@@ -30,8 +30,9 @@ import torch.nn.functional as F
 
 import course_lib.models as models
 from course_lib.capstone import CapstoneConfig, prepare_data
-from course_lib.models import LinearCrossEntropy, TransformerConfig, TransformerForCausalLM
-from course_lib.tokenizer import FULL_VOCAB_SIZE
+from course_lib.data import FULL_VOCAB_SIZE
+from course_lib.losses import LinearCrossEntropy
+from course_lib.models import TransformerConfig, TransformerForCausalLM
 from course_lib.train import evaluate
 
 HERE = Path(__file__).resolve().parent

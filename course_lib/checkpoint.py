@@ -1,10 +1,10 @@
-"""Resumable training: a batch stream that can seek, RNG snapshots, and checkpoint files.
+"""Resumable training: RNG snapshots and checkpoint files.
 
 A checkpoint holds everything the next step depends on: the weights, the optimizer state (AdamW
 moments, Muon momentum buffers), the scheduler's position, the data position (how many global
-batches have been drawn), every random-number generator, and the history recorded so far. Loading
-it and continuing gives the same numbers, bit for bit on a CPU, as a run that was never stopped
-(tests/test_checkpoint.py).
+batches a ``data.SeekableBatchStream`` has handed out), every random-number generator, and the
+history recorded so far. Loading it and continuing gives the same numbers, bit for bit on a CPU, as a
+run that was never stopped.
 
 Each checkpoint carries a SHA-256 of its content, checked on load, so a damaged file is refused with
 one clear ``CheckpointError`` instead of resuming on silently changed weights (see ``payload_digest``).
@@ -17,9 +17,13 @@ import os
 import random
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from .data import SeekableBatchStream
 
 CHECKPOINT_VERSION = 2  # 2: adds the "sha256" checksum; version 1 had none
 PAYLOAD_KEYS = ("version", "step", "model", "optimizer", "scheduler", "data", "rng", "result", "extra")
@@ -30,54 +34,6 @@ WHAT_TO_DO = ("Restore the file from a copy if you made one (each save overwrite
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be resumed: empty, unreadable, not a course checkpoint, from another
     checkpoint version, or changed after it was written (checksum mismatch). The message names the file."""
-
-
-class SeekableBatchStream:
-    """Endless batches, identical to ``data.batch_stream(dataset, batch_size, seed)``, that can start
-    at any position in O(1).
-
-    Epoch ``e`` is a permutation drawn the way ``make_loader(..., seed + e)`` draws it (a
-    DataLoader first takes one number from its generator for worker seeds, then the RandomSampler
-    draws ``randperm``); the incomplete last batch of each epoch is dropped. ``position`` counts the
-    batches handed out so far: save it, and ``SeekableBatchStream(..., position=saved)`` carries on.
-    """
-
-    def __init__(self, dataset, batch_size: int, seed: int, position: int = 0):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
-        if len(dataset) < batch_size:
-            raise ValueError(f"batch_size={batch_size} is larger than the dataset ({len(dataset)} sequences)")
-        if position < 0:
-            raise ValueError(f"position must be ≥ 0, got {position}")
-        self.dataset, self.batch_size, self.seed = dataset, int(batch_size), int(seed)
-        self.batches_per_epoch = len(dataset) // self.batch_size
-        self.position = int(position)
-        self._epoch, self._perm = None, None
-
-    @property
-    def epoch(self) -> int:
-        """The epoch the next batch comes from."""
-        return self.position // self.batches_per_epoch
-
-    def epoch_permutation(self, epoch: int) -> torch.Tensor:
-        generator = torch.Generator().manual_seed(self.seed + epoch)
-        torch.empty((), dtype=torch.int64).random_(generator=generator)  # DataLoader's worker base seed
-        return torch.randperm(len(self.dataset), generator=generator)
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> torch.Tensor:
-        epoch, index = divmod(self.position, self.batches_per_epoch)
-        if epoch != self._epoch:
-            self._epoch, self._perm = epoch, self.epoch_permutation(epoch)
-        rows = self._perm[index * self.batch_size : (index + 1) * self.batch_size].tolist()
-        self.position += 1
-        return torch.stack([self.dataset[i] for i in rows])
-
-    def state_dict(self) -> dict:
-        return {"position": self.position, "epoch": self.epoch, "batch_size": self.batch_size, "seed": self.seed,
-                "batches_per_epoch": self.batches_per_epoch}
 
 
 def rng_state() -> dict:
@@ -188,7 +144,7 @@ def load_checkpoint(path, map_location="cpu") -> dict:
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except (MemoryError, torch.OutOfMemoryError):
         raise
-    except Exception as e:  # noqa: BLE001: every way a file can be unreadable gives the same clear message
+    except Exception as e:  # noqa: BLE001 (every way a file can be unreadable gives the same clear message)
         raise CheckpointError(f"{path} is not a readable checkpoint ({_reason(e, zipped)}). {WHAT_TO_DO}") from None
     if not isinstance(ckpt, dict) or type(ckpt.get("version")) is not int:
         raise CheckpointError(f"{path} is not a course checkpoint (a torch file holding {_describe(ckpt)}, not "

@@ -1,4 +1,8 @@
-"""Token data: load the FineWeb token resource, cut it into sequences, split, compact, batch."""
+"""Token data: the Llama 3.2 tokenizer, the FineWeb token resource, sequences, splits, vocabulary
+compaction, and batches (shuffled by seed, resumable at any position, or random windows).
+
+Both resources load offline from ``resource/`` and are checked against their ``SHA256SUMS.json`` first.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,25 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .paths import TOKENS_NAME, ResourceIntegrityError, how_to_restore, resource_path, verify_resource
+from .paths import TOKENIZER_NAME, TOKENS_NAME, ResourceIntegrityError, how_to_restore, resource_path, verify_resource
+
+BOS_ID = 128000  # <|begin_of_text|>: starts every encoded text and every document of the resource
+FULL_VOCAB_SIZE = 128256  # 128,000 BPE tokens + 256 special tokens
+
+
+def load_tokenizer():
+    """``AutoTokenizer`` for Llama 3.2, from the course's files in ``resource/llama32_tokenizer`` (no hub
+    access needed).
+
+    Note: ``tokenizer.vocab_size`` is 128,000 (BPE tokens only) while ``len(tokenizer)`` is 128,256;
+    size an embedding with ``len(tokenizer)`` so the special ids fit. The files are checked against
+    ``SHA256SUMS.json`` first (``ResourceIntegrityError`` if damaged).
+    """
+    from transformers import AutoTokenizer
+
+    folder = resource_path(TOKENIZER_NAME)
+    verify_resource(folder)
+    return AutoTokenizer.from_pretrained(str(folder))
 
 
 @dataclass
@@ -59,7 +81,7 @@ def load_token_resource() -> TokenResource:
         )
 
 
-def check_token_ids(tokens: torch.Tensor, vocab_size: int) -> None:
+def validate_token_ids(tokens: torch.Tensor, vocab_size: int) -> None:
     """Raise ValueError naming the first id that is negative or ≥ ``vocab_size``."""
     if tokens.numel() == 0:
         return
@@ -75,7 +97,7 @@ def check_token_ids(tokens: torch.Tensor, vocab_size: int) -> None:
 
 
 class TokenChunkDataset(Dataset):
-    """Cut a flat token stream into non-overlapping sequences of ``seq_len`` tokens (as the original capstone notebook did).
+    """Cut a flat token stream into non-overlapping sequences of ``seq_len`` tokens.
 
     The tail that does not fill a whole sequence is dropped. Each item is a LongTensor of shape
     ``(seq_len,)``; the model shifts labels itself, so inputs and labels are the same tensor.
@@ -93,7 +115,7 @@ class TokenChunkDataset(Dataset):
                 f"seq_len={seq_len} is longer than the data ({tokens.numel():,} tokens); "
                 "use a shorter sequence length or more data"
             )
-        check_token_ids(tokens, vocab_size)
+        validate_token_ids(tokens, vocab_size)
         usable = (tokens.numel() // seq_len) * seq_len
         self.tokens = tokens[:usable]
         self.seq_len = int(seq_len)
@@ -135,7 +157,7 @@ class VocabMap:
         self._lookup[self.original_ids] = torch.arange(self.size)
 
     @classmethod
-    def from_tokens(cls, tokens: torch.Tensor) -> "VocabMap":
+    def from_tokens(cls, tokens: torch.Tensor) -> VocabMap:
         return cls(tokens)
 
     def to_compact(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -149,6 +171,30 @@ class VocabMap:
 
     def to_original(self, compact: torch.Tensor) -> torch.Tensor:
         return self.original_ids[torch.as_tensor(compact).long()]
+
+
+@dataclass
+class CourseData:
+    """The course's usual data in one object (``load_course_data``)."""
+
+    vocab: VocabMap  # compact id <-> Llama 3.2 id
+    tokens: torch.Tensor  # the whole stream in compact ids
+    train: TokenChunkDataset  # every sequence, or the first (1 - val_fraction) of the stream
+    val: TokenChunkDataset | None  # the held-out tail (contiguous), or None without val_fraction
+
+
+def load_course_data(seq_len: int = 128, val_fraction: float | None = None) -> CourseData:
+    """The setup most notebooks share, in one call (notebook 00 shows each piece): the token resource,
+    its vocabulary compacted to the ids that occur (``VocabMap``), cut into sequences of ``seq_len``
+    tokens; with ``val_fraction``, the last part of the stream is held out (``split_tokens``)."""
+    resource = load_token_resource()
+    vocab = VocabMap.from_tokens(resource.tokens)
+    tokens = vocab.to_compact(resource.tokens)
+    if val_fraction is None:
+        return CourseData(vocab, tokens, TokenChunkDataset(tokens, seq_len, vocab.size), None)
+    train_tokens, val_tokens = split_tokens(tokens, val_fraction)
+    return CourseData(vocab, tokens, TokenChunkDataset(train_tokens, seq_len, vocab.size),
+                      TokenChunkDataset(val_tokens, seq_len, vocab.size))
 
 
 def make_loader(dataset: Dataset, batch_size: int, seed: int, shuffle: bool = True, drop_last: bool = True):
@@ -172,3 +218,74 @@ def batch_stream(dataset: Dataset, batch_size: int, seed: int, shuffle: bool = T
     while True:
         yield from make_loader(dataset, batch_size, seed + epoch, shuffle=shuffle)
         epoch += 1
+
+
+class SeekableBatchStream:
+    """Endless batches, identical to ``batch_stream(dataset, batch_size, seed)``, that can start at any
+    position in O(1) (what a resumed checkpoint needs).
+
+    Epoch ``e`` is a permutation drawn the way ``make_loader(..., seed + e)`` draws it (a
+    DataLoader first takes one number from its generator for worker seeds, then the RandomSampler
+    draws ``randperm``); the incomplete last batch of each epoch is dropped. ``position`` counts the
+    batches handed out so far: save it, and ``SeekableBatchStream(..., position=saved)`` carries on.
+    """
+
+    def __init__(self, dataset, batch_size: int, seed: int, position: int = 0):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+        if len(dataset) < batch_size:
+            raise ValueError(f"batch_size={batch_size} is larger than the dataset ({len(dataset)} sequences)")
+        if position < 0:
+            raise ValueError(f"position must be ≥ 0, got {position}")
+        self.dataset, self.batch_size, self.seed = dataset, int(batch_size), int(seed)
+        self.batches_per_epoch = len(dataset) // self.batch_size
+        self.position = int(position)
+        self._epoch, self._perm = None, None
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the next batch comes from."""
+        return self.position // self.batches_per_epoch
+
+    def epoch_permutation(self, epoch: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(self.seed + epoch)
+        torch.empty((), dtype=torch.int64).random_(generator=generator)  # DataLoader's worker base seed
+        return torch.randperm(len(self.dataset), generator=generator)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> torch.Tensor:
+        epoch, index = divmod(self.position, self.batches_per_epoch)
+        if epoch != self._epoch:
+            self._epoch, self._perm = epoch, self.epoch_permutation(epoch)
+        rows = self._perm[index * self.batch_size : (index + 1) * self.batch_size].tolist()
+        self.position += 1
+        return torch.stack([self.dataset[i] for i in rows])
+
+    def state_dict(self) -> dict:
+        return {"position": self.position, "epoch": self.epoch, "batch_size": self.batch_size, "seed": self.seed,
+                "batches_per_epoch": self.batches_per_epoch}
+
+
+def cap_vocabulary(tokens: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """Renumber the ``vocab_size - 1`` most frequent ids as 0..vocab_size-2 (most frequent first) and
+    every other id as ``vocab_size - 1`` ("other"): a small softmax for fast width sweeps on a CPU."""
+    if vocab_size < 2:
+        raise ValueError(f"vocab_size must be ≥ 2, got {vocab_size}")
+    tokens = torch.as_tensor(tokens).long().reshape(-1)
+    ids, counts = torch.unique(tokens, return_counts=True)
+    keep = ids[torch.argsort(counts, descending=True, stable=True)[: vocab_size - 1]]
+    lookup = torch.full((int(tokens.max()) + 1,), vocab_size - 1, dtype=torch.long)
+    lookup[keep] = torch.arange(len(keep))
+    return lookup[tokens]
+
+
+def make_batches(tokens: torch.Tensor, n_batches: int, batch_size: int, seq_len: int, seed: int = 0) -> list:
+    """``n_batches`` random (batch_size, seq_len) windows of ``tokens``, fixed by ``seed``."""
+    tokens = torch.as_tensor(tokens).long().reshape(-1)
+    if tokens.numel() <= seq_len:
+        raise ValueError(f"need more than seq_len={seq_len} tokens, got {tokens.numel()}")
+    g = torch.Generator().manual_seed(seed)
+    starts = torch.randint(0, tokens.numel() - seq_len, (n_batches, batch_size), generator=g)
+    return [torch.stack([tokens[s: s + seq_len] for s in row.tolist()]) for row in starts]

@@ -9,7 +9,8 @@ Matplotlib's own font, DejaVu Sans, has no Hangul: a Korean label would come out
 ("tofu") with a "Glyph ... missing from font(s)" warning on any machine without a Korean font, such
 as CI or a fresh Colab. ``use_korean_font`` registers NanumGothic (SIL Open Font License), which the
 ``koreanize-matplotlib`` package ships, as a fallback behind DejaVu Sans: Latin, Greek and math
-symbols keep their usual look, Hangul comes from NanumGothic. ``import course_lib`` calls it.
+symbols keep their usual look, Hangul comes from NanumGothic. Importing ``course_lib`` changes no
+matplotlib setting: ``course_lib.plots.use_course_fonts()`` calls it where figures are drawn.
 """
 
 from __future__ import annotations
@@ -59,9 +60,14 @@ def _colab_notebook_language() -> str | None:
     return lang if lang in ("en", "ko") else None
 
 
-def tr(en: str, ko: str) -> str:
-    """``ko`` in a Korean notebook, ``en`` everywhere else (see ``notebook_language``)."""
-    return ko if notebook_language() == "ko" else en
+def tr(en: str, ko: str, lang: str | None = None) -> str:
+    """``ko`` in a Korean notebook, ``en`` everywhere else (see ``notebook_language``); ``lang`` ("en" or
+    "ko") picks one explicitly, for text written in both languages at once (a README, a grade report)."""
+    if lang is None:
+        lang = notebook_language()
+    elif lang not in ("en", "ko"):
+        raise ValueError(f"lang must be 'en' or 'ko', got {lang!r}")
+    return ko if lang == "ko" else en
 
 
 def pad(text: str, width: int) -> str:

@@ -1,9 +1,9 @@
 """A small Llama-style decoder: RMSNorm, rotary positions (RoPE), grouped-query attention, SwiGLU.
 
-Parameter names follow ``transformers.LlamaForCausalLM`` so a state dict moves between the two
-unchanged (tests/test_models.py checks logits and loss agree). References: Touvron et al. 2023
-(LLaMA), Zhang & Sennrich 2019 (RMSNorm), Su et al. 2021 (RoPE), Ainslie et al. 2023 (GQA),
-Shazeer 2020 (SwiGLU).
+Read top-down: RMSNorm → RoPE → Attention → MLP → DecoderLayer → TransformerModel → TransformerForCausalLM.
+Parameter names follow ``transformers.LlamaForCausalLM``, so a state dict moves between the two unchanged.
+References: Touvron et al. 2023 (LLaMA), Zhang & Sennrich 2019 (RMSNorm), Su et al. 2021 (RoPE),
+Ainslie et al. 2023 (GQA), Shazeer 2020 (SwiGLU). The chunked LM-head loss is in ``course_lib.losses``.
 """
 
 from __future__ import annotations
@@ -15,13 +15,117 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import check_token_ids
+from .data import validate_token_ids
+from .losses import LinearCrossEntropy, validate_labels, chunked_cross_entropy_loss
 from .validate import require_bool, require_number
+
+
+class RMSNorm(nn.Module):
+    """y = x / sqrt(mean(x²) + eps) · weight, computed in fp32 (Zhang & Sennrich 2019)."""
+
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        x = x.float()
+        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x.to(dtype)
+
+
+def rope_cos_sin(seq_len: int, head_dim: int, theta: float, device, dtype=torch.float32):
+    """cos and sin tables of shape (seq_len, head_dim) for rotary embeddings (Su et al. 2021)."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64, device=device).float() / head_dim))
+    positions = torch.arange(seq_len, device=device).float()
+    freqs = torch.outer(positions, inv_freq)  # (T, D/2)
+    emb = torch.cat((freqs, freqs), dim=-1)  # (T, D)
+    return emb.cos().to(dtype), emb.sin().to(dtype)
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """(x1, x2) → (−x2, x1) on the two halves of the last dim (the half-split layout of transformers' Llama)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate x (B, H, T, D) by the position angles; cos and sin (T, D) broadcast over batch and heads."""
+    return x * cos + rotate_half(x) * sin
+
+
+class Attention(nn.Module):
+    """Causal self-attention with grouped-query heads: each K/V head serves several query heads (GQA)."""
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.config = config
+        h, d = config.hidden_size, config.head_dim
+        self.n_heads, self.n_kv = config.num_attention_heads, config.num_key_value_heads
+        self.q_proj = nn.Linear(h, self.n_heads * d, bias=False)
+        self.k_proj = nn.Linear(h, self.n_kv * d, bias=False)
+        self.v_proj = nn.Linear(h, self.n_kv * d, bias=False)
+        self.o_proj = nn.Linear(self.n_heads * d, h, bias=False)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        # B batch, T sequence, C hidden_size, H query heads, K key/value heads, D head_dim (C = H * D)
+        bsz, seq, _ = x.shape  # (B, T, C)
+        d = self.config.head_dim
+        q = self.q_proj(x).view(bsz, seq, self.n_heads, d).transpose(1, 2)  # (B, H, T, D)
+        k = self.k_proj(x).view(bsz, seq, self.n_kv, d).transpose(1, 2)  # (B, K, T, D)
+        v = self.v_proj(x).view(bsz, seq, self.n_kv, d).transpose(1, 2)  # (B, K, T, D)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        groups = self.n_heads // self.n_kv
+        k = k.repeat_interleave(groups, dim=1)  # (B, H, T, D): query head i uses K/V head i // groups
+        v = v.repeat_interleave(groups, dim=1)  # (B, H, T, D)
+        dropout = self.config.attention_dropout if self.training else 0.0
+        if self.config.attn_implementation == "sdpa":
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)  # (B, H, T, D)
+        else:
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(d)  # (B, H, T, T)
+            causal = torch.ones(seq, seq, dtype=torch.bool, device=x.device).triu(1)  # (T, T), True above diagonal
+            scores = scores.masked_fill(causal, torch.finfo(scores.dtype).min)
+            probs = F.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+            probs = F.dropout(probs, p=dropout, training=self.training)
+            out = probs @ v  # (B, H, T, D)
+        out = out.transpose(1, 2).reshape(bsz, seq, self.n_heads * d)  # (B, T, H * D): heads side by side
+        return self.o_proj(out)  # (B, T, C)
+
+
+class MLP(nn.Module):
+    """SwiGLU feed-forward: down(silu(gate(x)) * up(x)) (Shazeer 2020)."""
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        h, i = config.hidden_size, config.intermediate_size
+        self.gate_proj = nn.Linear(h, i, bias=False)
+        self.up_proj = nn.Linear(h, i, bias=False)
+        self.down_proj = nn.Linear(i, h, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class DecoderLayer(nn.Module):
+    """Pre-norm residual block: x + attention(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.self_attn = Attention(config)
+        self.mlp = MLP(config)
+        self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+
+    def forward(self, x, cos, sin):
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin)
+        return x + self.mlp(self.post_attention_layernorm(x))
 
 
 @dataclass
 class TransformerConfig:
-    """Model shape. Accepts the original capstone notebook's arguments; defaults follow Llama 3.2 where they apply."""
+    """Model shape. Field names follow ``transformers.LlamaConfig``; defaults follow Llama 3.2 where they apply,
+    except ``tie_word_embeddings=False`` (Llama 3.2 1B and 3B tie the LM head to the embedding)."""
 
     vocab_size: int = 128256
     hidden_size: int = 128
@@ -36,23 +140,17 @@ class TransformerConfig:
     initializer_range: float = 0.02
     tie_word_embeddings: bool = False
     attn_implementation: str = "eager"  # "eager" (written out) or "sdpa" (F.scaled_dot_product_attention)
-    base_model_name_or_path: str | None = None  # kept for the original notebook's calls; must be None
 
     def __post_init__(self):
-        positive = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-                    "num_attention_heads", "num_key_value_heads", "max_position_embeddings")
-        for name in positive:
+        for name in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                     "num_attention_heads", "num_key_value_heads", "max_position_embeddings"):
             setattr(self, name, require_number(name, getattr(self, name), at_least=1, integer=True))
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"hidden_size={self.hidden_size} is not divisible by num_attention_heads={self.num_attention_heads}"
-            )
-        if self.num_attention_heads % self.num_key_value_heads:
-            raise ValueError(
-                f"num_attention_heads={self.num_attention_heads} is not a multiple of "
-                f"num_key_value_heads={self.num_key_value_heads}"
-            )
-        if (self.hidden_size // self.num_attention_heads) % 2:
+        hidden, heads, kv_heads = self.hidden_size, self.num_attention_heads, self.num_key_value_heads
+        if hidden % heads:
+            raise ValueError(f"hidden_size={hidden} is not divisible by num_attention_heads={heads}")
+        if heads % kv_heads:
+            raise ValueError(f"num_attention_heads={heads} is not a multiple of num_key_value_heads={kv_heads}")
+        if (hidden // heads) % 2:
             raise ValueError("head_dim must be even for rotary embeddings")
         require_number("attention_dropout", self.attention_dropout, at_least=0.0, below=1.0)
         require_number("rms_norm_eps", self.rms_norm_eps, above=0.0,
@@ -63,8 +161,6 @@ class TransformerConfig:
         require_bool("tie_word_embeddings", self.tie_word_embeddings)
         if self.attn_implementation not in ("eager", "sdpa"):
             raise ValueError(f"attn_implementation must be 'eager' or 'sdpa', got {self.attn_implementation!r}")
-        if self.base_model_name_or_path is not None:
-            raise ValueError("this course trains from scratch: base_model_name_or_path must be None")
 
     @property
     def head_dim(self) -> int:
@@ -96,187 +192,6 @@ class TransformerConfig:
         return asdict(self)
 
 
-def _chunk_loss_terms(h, weight, t, acc):
-    """One chunk: exp(logits − row max), written over the logits buffer; its row sums; each row's loss."""
-    logits = (h @ weight.T).to(acc)
-    rows = torch.arange(len(t), device=t.device)
-    target_logit = logits[rows, t.clamp(min=0)]
-    peak = logits.amax(dim=-1, keepdim=True)
-    exps = logits.sub_(peak).exp_()  # reuse the logits buffer
-    sums = exps.sum(dim=-1, keepdim=True)
-    row_loss = peak.squeeze(-1) + sums.squeeze(-1).log() - target_logit  # logsumexp − target logit
-    return exps, sums, row_loss
-
-
-@torch.no_grad()
-def chunked_cross_entropy_loss(hidden, weight, targets, chunk_size: int = 256):
-    """Loss only (no gradients, for evaluation): mean cross-entropy of ``hidden @ weight.T`` against
-    ``targets`` (-100 skipped), one chunk of logits at a time. Same value as ``LinearCrossEntropy``."""
-    valid = targets != -100
-    acc = torch.promote_types(hidden.dtype, torch.float32)  # fp32 at least, fp64 stays fp64
-    total = hidden.new_zeros((), dtype=acc)
-    for start in range(0, hidden.shape[0], chunk_size):
-        end = start + chunk_size
-        _, _, row_loss = _chunk_loss_terms(hidden[start:end], weight, targets[start:end], acc)
-        total += (row_loss * valid[start:end]).sum()
-    return total / max(int(valid.sum()), 1)
-
-
-class LinearCrossEntropy(torch.autograd.Function):
-    """Mean cross-entropy of ``hidden @ weight.T`` against ``targets``, chunk by chunk.
-
-    With a 128k vocabulary the (tokens × vocab) logits of one batch take about 1 GB, and writing,
-    soft-maxing and back-propagating through them costs more than the LM-head matmuls. Here each
-    chunk's logits are turned into the loss and, right away, into the gradients of ``hidden`` and
-    ``weight`` (d loss/d logits = softmax − one-hot), so no full logits tensor ever exists. Same
-    result as ``F.cross_entropy(hidden @ weight.T, targets)`` up to float rounding. For the loss
-    alone (no backward), ``chunked_cross_entropy_loss`` skips the gradient work.
-    """
-
-    @staticmethod
-    def forward(ctx, hidden, weight, targets, chunk_size: int = 256):
-        valid = targets != -100
-        count = int(valid.sum())
-        acc = torch.promote_types(hidden.dtype, torch.float32)  # fp32 at least, fp64 stays fp64
-        grad_hidden = torch.empty_like(hidden, dtype=acc)
-        grad_weight = torch.zeros_like(weight, dtype=acc)
-        total = hidden.new_zeros((), dtype=acc)
-        for start in range(0, hidden.shape[0], chunk_size):
-            h = hidden[start : start + chunk_size]
-            t = targets[start : start + chunk_size]
-            ok = valid[start : start + chunk_size]
-            probs, sums, row_loss = _chunk_loss_terms(h, weight, t, acc)
-            total += (row_loss * ok).sum()
-            probs.div_(sums)  # softmax
-            probs[torch.arange(len(t), device=t.device), t.clamp(min=0)] -= 1.0  # − one-hot
-            probs.mul_((ok.to(acc) / max(count, 1)).unsqueeze(-1))
-            grad_hidden[start : start + chunk_size] = probs @ weight.to(acc)
-            grad_weight.addmm_(probs.T, h.to(acc))
-        ctx.save_for_backward(grad_hidden.to(hidden.dtype), grad_weight.to(weight.dtype))
-        return total / max(count, 1)
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        grad_hidden, grad_weight = ctx.saved_tensors
-        return grad_hidden * grad_output, grad_weight * grad_output, None, None
-
-
-def check_labels(labels: torch.Tensor, vocab_size: int, ignore_index: int = -100) -> None:
-    """Raise ValueError at the first label that is neither ``ignore_index`` (-100, skipped in the loss
-    as in transformers) nor an id in [0, vocab_size), naming its (batch, position) and value."""
-    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
-        raise TypeError(f"labels must be integer token ids, got dtype {labels.dtype}")
-    bad = (labels != ignore_index) & ((labels < 0) | (labels >= vocab_size))
-    if bool(bad.any()):
-        where = tuple(int(i) for i in bad.nonzero()[0])
-        raise ValueError(
-            f"label {int(labels[where])} at position {where} is outside the vocabulary [0, {vocab_size}); "
-            f"only {ignore_index} may stand outside it (it marks a position the loss skips)"
-        )
-
-
-@dataclass
-class CausalLMOutput:
-    loss: torch.Tensor | None
-    logits: torch.Tensor | None
-
-
-class RMSNorm(nn.Module):
-    """y = x / sqrt(mean(x²) + eps) · weight, computed in fp32 (Zhang & Sennrich 2019)."""
-
-    def __init__(self, dim: int, eps: float):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(dim))
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dtype = x.dtype
-        x = x.float()
-        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * x.to(dtype)
-
-
-def rope_cos_sin(seq_len: int, head_dim: int, theta: float, device, dtype=torch.float32):
-    """cos and sin tables of shape (seq_len, head_dim) for rotary embeddings (Su et al. 2021)."""
-    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64, device=device).float() / head_dim))
-    positions = torch.arange(seq_len, device=device).float()
-    freqs = torch.outer(positions, inv_freq)
-    emb = torch.cat((freqs, freqs), dim=-1)
-    return emb.cos().to(dtype), emb.sin().to(dtype)
-
-
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat((-x2, x1), dim=-1)
-
-
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    return x * cos + rotate_half(x) * sin
-
-
-class Attention(nn.Module):
-    """Causal self-attention with grouped-query heads: each K/V head serves several query heads."""
-
-    def __init__(self, config: TransformerConfig):
-        super().__init__()
-        self.config = config
-        h, d = config.hidden_size, config.head_dim
-        self.n_heads, self.n_kv = config.num_attention_heads, config.num_key_value_heads
-        self.q_proj = nn.Linear(h, self.n_heads * d, bias=False)
-        self.k_proj = nn.Linear(h, self.n_kv * d, bias=False)
-        self.v_proj = nn.Linear(h, self.n_kv * d, bias=False)
-        self.o_proj = nn.Linear(self.n_heads * d, h, bias=False)
-
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        bsz, seq, _ = x.shape
-        d = self.config.head_dim
-        q = self.q_proj(x).view(bsz, seq, self.n_heads, d).transpose(1, 2)
-        k = self.k_proj(x).view(bsz, seq, self.n_kv, d).transpose(1, 2)
-        v = self.v_proj(x).view(bsz, seq, self.n_kv, d).transpose(1, 2)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        groups = self.n_heads // self.n_kv
-        k = k.repeat_interleave(groups, dim=1)
-        v = v.repeat_interleave(groups, dim=1)
-        dropout = self.config.attention_dropout if self.training else 0.0
-        if self.config.attn_implementation == "sdpa":
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
-        else:
-            scores = (q @ k.transpose(-2, -1)) / math.sqrt(d)
-            causal = torch.ones(seq, seq, dtype=torch.bool, device=x.device).triu(1)
-            scores = scores.masked_fill(causal, torch.finfo(scores.dtype).min)
-            probs = F.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
-            probs = F.dropout(probs, p=dropout, training=self.training)
-            out = probs @ v
-        return self.o_proj(out.transpose(1, 2).reshape(bsz, seq, self.n_heads * d))
-
-
-class MLP(nn.Module):
-    """SwiGLU feed-forward: down(silu(gate(x)) * up(x)) (Shazeer 2020)."""
-
-    def __init__(self, config: TransformerConfig):
-        super().__init__()
-        h, i = config.hidden_size, config.intermediate_size
-        self.gate_proj = nn.Linear(h, i, bias=False)
-        self.up_proj = nn.Linear(h, i, bias=False)
-        self.down_proj = nn.Linear(i, h, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
-
-
-class DecoderLayer(nn.Module):
-    def __init__(self, config: TransformerConfig):
-        super().__init__()
-        self.self_attn = Attention(config)
-        self.mlp = MLP(config)
-        self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
-        self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
-
-    def forward(self, x, cos, sin):
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin)
-        return x + self.mlp(self.post_attention_layernorm(x))
-
-
 class TransformerModel(nn.Module):
     """Embeddings, decoder layers and the final norm (the ``model.`` prefix of LlamaForCausalLM)."""
 
@@ -289,11 +204,20 @@ class TransformerModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         seq = input_ids.shape[1]
-        x = self.embed_tokens(input_ids)
+        x = self.embed_tokens(input_ids)  # (B, T, C)
         cos, sin = rope_cos_sin(seq, self.config.head_dim, self.config.rope_theta, x.device, x.dtype)
         for layer in self.layers:
             x = layer(x, cos, sin)
         return self.norm(x)
+
+
+@dataclass
+class CausalLMOutput:
+    """What ``TransformerForCausalLM`` returns: ``loss`` is None without labels, ``logits`` None with
+    ``return_logits=False``."""
+
+    loss: torch.Tensor | None
+    logits: torch.Tensor | None
 
 
 class TransformerForCausalLM(nn.Module):
@@ -301,7 +225,8 @@ class TransformerForCausalLM(nn.Module):
 
     As in ``transformers``, labels are shifted inside: position t predicts token t+1, and label
     -100 is ignored. Pass ``return_logits=False`` when only the loss is needed (training): the loss
-    then comes from ``LinearCrossEntropy`` and no (batch, seq, vocab) logits tensor is built.
+    then comes from ``losses.LinearCrossEntropy`` (without autograd, ``losses.chunked_cross_entropy_loss``) and
+    no (batch, seq, vocab) logits tensor is built.
     """
 
     def __init__(self, config: TransformerConfig):
@@ -337,13 +262,13 @@ class TransformerForCausalLM(nn.Module):
                 f"sequence length {input_ids.shape[1]} exceeds max_position_embeddings="
                 f"{self.config.max_position_embeddings}"
             )
-        check_token_ids(input_ids, self.config.vocab_size)
+        validate_token_ids(input_ids, self.config.vocab_size)
         hidden = self.model(input_ids)
         if labels is None:
             return CausalLMOutput(loss=None, logits=self.lm_head(hidden))
         if labels.shape != input_ids.shape:
             raise ValueError(f"labels shape {tuple(labels.shape)} != input_ids shape {tuple(input_ids.shape)}")
-        check_labels(labels, self.config.vocab_size)
+        validate_labels(labels, self.config.vocab_size)
         if not return_logits:
             targets = labels[:, 1:].reshape(-1)
             flat_hidden = hidden[:, :-1].reshape(-1, hidden.shape[-1])

@@ -1,6 +1,7 @@
 """Maximal update parametrization (μP) for Adam, on a small width-scalable transformer.
 
-μP (Yang & Hu et al. 2022, "Tensor Programs V", Table 3 / Table 8 for Adam) chooses, for every
+μP (Yang & Hu 2021, "Tensor Programs IV", arXiv:2011.14522; in the form of Yang et al. 2022, "Tensor Programs V",
+arXiv:2203.03466, Table 3 / Table 8 for Adam) chooses, for every
 parameter, an initialization scale, an Adam learning-rate multiplier and a forward multiplier so that
 every activation moves by Θ(1) per step whatever the width. Then the best learning rate found on a
 narrow model transfers to a wide one. Here everything is relative to a ``base_width`` (μP equals the
@@ -17,7 +18,7 @@ readout (output)  √(width_mult/fan_in)   1                      1/width_mult
 and attention logits are scaled by ``√base_head_dim / head_dim`` (∝ 1/d) instead of 1/√d. Norm gains
 start at 1 with LR multiplier 1. SP is the same model with every multiplier 1, readout std 1/√fan_in
 and attention scale 1/√d. The multipliers agree with Microsoft's ``mup`` package (``MuReadout`` +
-``set_base_shapes`` + ``MuAdam``); tests/test_mup.py compares them.
+``set_base_shapes`` + ``MuAdam``).
 """
 
 from __future__ import annotations
@@ -259,26 +260,3 @@ def best_lr(lrs, losses) -> float:
     if not finite:
         raise ValueError("every run diverged; try smaller learning rates")
     return min(finite)[1]
-
-
-def cap_vocabulary(tokens: torch.Tensor, vocab_size: int) -> torch.Tensor:
-    """Renumber the ``vocab_size - 1`` most frequent ids as 0..vocab_size-2 (most frequent first) and
-    every other id as ``vocab_size - 1`` ("other"): a small softmax for fast width sweeps on a CPU."""
-    if vocab_size < 2:
-        raise ValueError(f"vocab_size must be ≥ 2, got {vocab_size}")
-    tokens = torch.as_tensor(tokens).long().reshape(-1)
-    ids, counts = torch.unique(tokens, return_counts=True)
-    keep = ids[torch.argsort(counts, descending=True, stable=True)[: vocab_size - 1]]
-    lookup = torch.full((int(tokens.max()) + 1,), vocab_size - 1, dtype=torch.long)
-    lookup[keep] = torch.arange(len(keep))
-    return lookup[tokens]
-
-
-def make_batches(tokens: torch.Tensor, n_batches: int, batch_size: int, seq_len: int, seed: int = 0) -> list:
-    """``n_batches`` random (batch_size, seq_len) windows of ``tokens``, fixed by ``seed``."""
-    tokens = torch.as_tensor(tokens).long().reshape(-1)
-    if tokens.numel() <= seq_len:
-        raise ValueError(f"need more than seq_len={seq_len} tokens, got {tokens.numel()}")
-    g = torch.Generator().manual_seed(seed)
-    starts = torch.randint(0, tokens.numel() - seq_len, (n_batches, batch_size), generator=g)
-    return [torch.stack([tokens[s: s + seq_len] for s in row.tolist()]) for row in starts]

@@ -1,18 +1,18 @@
 """Optimizers written out by hand: small pure update functions plus thin ``torch.optim.Optimizer`` classes.
 
-- AdamW: Kingma & Ba 2015 (Adam), Loshchilov & Hutter 2019 (decoupled weight decay).
-- Muon: Jordan et al. 2024 (github.com/KellerJordan/Muon): momentum, then Newton–Schulz
-  orthogonalization of each 2-D update.
-- ``MuonWithAdamW``: the usual hybrid: Muon for hidden matrices, AdamW for embeddings, the LM head and
-  every 1-D parameter (norm weights, biases).
+- ``AdamW``: Kingma & Ba 2015 (Adam) with the decoupled weight decay of Loshchilov & Hutter 2019;
+  equal to ``torch.optim.AdamW`` bit for bit.
+- ``Muon``: momentum, then Newton–Schulz orthogonalization of each update matrix (Jordan et al. 2024,
+  github.com/KellerJordan/Muon); follows ``torch.optim.Muon`` step for step.
+- ``MuonWithAdamW``: Muon for the hidden matrices, AdamW for embeddings, the LM head and 1-D parameters
+  (Jordan et al. 2024; Liu et al. 2025, "Muon is Scalable for LLM Training").
+- ``Lion``: sign of an interpolated momentum (Chen et al. 2023); equal to ``lion_pytorch.Lion`` bit for bit.
 
-Each update is written so it can be compared with torch's own: ``AdamW`` equals
-``torch.optim.AdamW`` bit for bit; ``Muon`` follows ``torch.optim.Muon`` step for step.
+``build_optimizer(name, model)`` makes any of them by class name.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 
 import torch
@@ -41,7 +41,7 @@ def _check_hparams(lr, betas=None, eps=None, weight_decay=None, momentum=None) -
         require_number("momentum", momentum, at_least=0.0, below=1.0)
 
 
-# ----------------------------------------------------------------------------------------- AdamW
+# ------------------------------------------------------------------------------------------- AdamW
 
 
 def adamw_update(
@@ -105,14 +105,20 @@ class AdamW(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        return _run_step(self, closure)
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            _adamw_group_step(self.state, group)
+        return loss
 
 
-def _adamw_group_step(opt_state, group, foreach: bool = True) -> None:
-    """Apply AdamW to every parameter with a gradient in one param group."""
+def _adamw_group_step(opt_state, group) -> None:
+    """AdamW on every parameter of one param group that has a gradient."""
     beta1, beta2 = group["betas"]
     hp = dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"])
-    by_step: dict[int, list] = {}
+    by_step: dict[int, list] = {}  # foreach: tensors that share a step count are updated together
     for p in group["params"]:
         if p.grad is None:
             continue
@@ -124,7 +130,7 @@ def _adamw_group_step(opt_state, group, foreach: bool = True) -> None:
             state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
         state["step"] += 1
-        if foreach:
+        if group["foreach"]:
             by_step.setdefault(state["step"], []).append(p)
         else:
             adamw_update(p, p.grad, state["exp_avg"], state["exp_avg_sq"], state["step"], **hp)
@@ -133,39 +139,7 @@ def _adamw_group_step(opt_state, group, foreach: bool = True) -> None:
                              [opt_state[p]["exp_avg_sq"] for p in ps], step, **hp)
 
 
-def _muon_group_step(opt_state, group) -> None:
-    """Apply Muon to every parameter with a gradient in one param group."""
-    for p in group["params"]:
-        if p.grad is None:
-            continue
-        if p.grad.is_sparse:
-            raise RuntimeError(
-                f"Muon got a sparse gradient for a parameter of shape {tuple(p.shape)}: it orthogonalizes dense "
-                "matrices only. Build the embedding with sparse=False (nn.Embedding's default)."
-            )
-        state = opt_state[p]
-        if "momentum_buffer" not in state:
-            state["momentum_buffer"] = torch.zeros_like(p.grad, memory_format=torch.preserve_format)
-        muon_update(p, p.grad, state["momentum_buffer"], group["lr"], group["momentum"],
-                    group["weight_decay"], group["nesterov"], group["ns_steps"],
-                    group["adjust_lr_fn"], group["ns_dtype"], group["eps"])
-
-
-def _run_step(optimizer, closure):
-    """The shared body of every ``step()``: evaluate the closure, then update each group."""
-    loss = None
-    if closure is not None:
-        with torch.enable_grad():
-            loss = closure()
-    for group in optimizer.param_groups:
-        if group.get("use_muon", isinstance(optimizer, Muon)):
-            _muon_group_step(optimizer.state, group)
-        else:
-            _adamw_group_step(optimizer.state, group, group.get("foreach", True))
-    return loss
-
-
-# ------------------------------------------------------------------------------------------ Muon
+# -------------------------------------------------------------------------------------------- Muon
 
 
 def newton_schulz(G: Tensor, steps: int = 5, coefficients=NS_COEFFICIENTS, eps: float = 1e-7, dtype=None) -> Tensor:
@@ -242,10 +216,11 @@ def muon_update(param, grad, momentum_buffer, lr, momentum, weight_decay, nester
 
 
 class Muon(torch.optim.Optimizer):
-    """Muon with torch.optim.Muon's signature and defaults, except ``lr`` = 0.02 and ``weight_decay`` = 0.01
-    (the values of the AdamW-vs-Muon notebook the capstone replicates, and of github.com/KellerJordan/Muon's
-    example). Unlike torch's class it also accepts 1-D and >2-D parameters (see ``muon_update``);
-    for a real model, give it only the hidden matrices and use ``MuonWithAdamW`` for the rest."""
+    """Muon with torch.optim.Muon's keyword arguments (without ``ns_coefficients``, plus ``ns_dtype``), except the
+    defaults ``lr`` = 0.02 and ``weight_decay`` = 0.01 (torch: 1e-3 and 0.1; 0.02 and 0.01 are the example in
+    github.com/KellerJordan/Muon's README). Unlike torch's class it also accepts 1-D and >2-D
+    parameters (see ``muon_update``); for a real model, give it only the hidden matrices and use
+    ``MuonWithAdamW`` for the rest."""
 
     def __init__(self, params, lr=2e-2, weight_decay=0.01, momentum=0.95, nesterov=True, ns_steps=5,
                  adjust_lr_fn="original", ns_dtype=None, eps=1e-7):
@@ -260,10 +235,34 @@ class Muon(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        return _run_step(self, closure)
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            _muon_group_step(self.state, group)
+        return loss
 
 
-# ------------------------------------------------------------------------------- routing + hybrid
+def _muon_group_step(opt_state, group) -> None:
+    """Muon on every parameter of one param group that has a gradient."""
+    for p in group["params"]:
+        if p.grad is None:
+            continue
+        if p.grad.is_sparse:
+            raise RuntimeError(
+                f"Muon got a sparse gradient for a parameter of shape {tuple(p.shape)}: it orthogonalizes dense "
+                "matrices only. Build the embedding with sparse=False (nn.Embedding's default)."
+            )
+        state = opt_state[p]
+        if "momentum_buffer" not in state:
+            state["momentum_buffer"] = torch.zeros_like(p.grad, memory_format=torch.preserve_format)
+        muon_update(p, p.grad, state["momentum_buffer"], group["lr"], group["momentum"],
+                    group["weight_decay"], group["nesterov"], group["ns_steps"],
+                    group["adjust_lr_fn"], group["ns_dtype"], group["eps"])
+
+
+# ----------------------------------------------------------------------------------- MuonWithAdamW
 
 
 def is_muon_param(name: str, param: Tensor, model: nn.Module | None = None) -> bool:
@@ -295,16 +294,17 @@ def split_params_for_muon(model: nn.Module):
 
 
 class MuonWithAdamW(torch.optim.Optimizer):
-    """Hybrid optimizer: Muon for hidden matrices, AdamW for everything else, in one object.
+    """Muon for the hidden matrices, AdamW for everything else, in one optimizer (the design of Keller Jordan's
+    ``MuonWithAuxAdam``: param groups flagged ``use_muon``; the arithmetic is torch's).
 
-    Each param group carries ``use_muon``; build it with ``MuonWithAdamW.for_model(model, ...)``. It trains to
-    the same weights, bit for bit, as ``torch.optim.Muon`` on the hidden matrices plus ``torch.optim.AdamW`` on
-    the rest, each with its own LR scheduler (checked in tests/test_claims_02_03.py); one object just means one
-    ``step()``, one scheduler and one ``state_dict()``.
+    Each param group carries ``use_muon``; ``MuonWithAdamW.for_model(model, ...)`` builds the two groups
+    with ``split_params_for_muon``. The result equals ``torch.optim.Muon`` on the hidden matrices plus
+    ``torch.optim.AdamW`` on the rest, bit for bit; one object just means one ``step()``, one LR
+    scheduler and one ``state_dict()``.
     """
 
-    # The keys a param group may carry, with their defaults: Muon's are ``Muon``'s; AdamW's are the capstone's
-    # AdamW settings (lr 2e-3, betas (0.9, 0.95), weight decay 0.01, from the notebook it replicates).
+    # The keys a param group may carry, with their defaults: Muon's are ``Muon``'s; AdamW's are the
+    # capstone's (lr 2e-3, betas (0.9, 0.95), weight decay 0.01).
     MUON_DEFAULTS = dict(lr=2e-2, momentum=0.95, weight_decay=0.01, nesterov=True, ns_steps=5,
                          adjust_lr_fn="original", ns_dtype=None, eps=1e-7)
     ADAMW_DEFAULTS = dict(lr=2e-3, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.01, foreach=True)
@@ -333,65 +333,34 @@ class MuonWithAdamW(torch.optim.Optimizer):
 
     @classmethod
     def for_model(cls, model: nn.Module, muon_lr=2e-2, adamw_lr=2e-3, momentum=0.95, betas=(0.9, 0.95),
-                  weight_decay=0.01, adamw_weight_decay=None, **muon_kwargs):
+                  weight_decay=0.01, adamw_weight_decay=None, nesterov=True, ns_steps=5, adjust_lr_fn="original",
+                  ns_dtype=None, eps=1e-7):
+        """Muon (``muon_lr``, ``momentum``, ``nesterov``, ``ns_steps``, ``adjust_lr_fn``, ``ns_dtype``, ``eps``)
+        on the hidden matrices, AdamW (``adamw_lr``, ``betas``) on the rest; ``weight_decay`` for both unless
+        ``adamw_weight_decay`` is given."""
         muon_params, adamw_params = split_params_for_muon(model)
-        wd_adamw = weight_decay if adamw_weight_decay is None else adamw_weight_decay
-        groups = [dict(params=muon_params, use_muon=True, lr=muon_lr, momentum=momentum,
-                       weight_decay=weight_decay, **muon_kwargs)]
+        groups = [dict(params=muon_params, use_muon=True, lr=muon_lr, momentum=momentum, weight_decay=weight_decay,
+                       nesterov=nesterov, ns_steps=ns_steps, adjust_lr_fn=adjust_lr_fn, ns_dtype=ns_dtype, eps=eps)]
         if adamw_params:
             groups.append(dict(params=adamw_params, use_muon=False, lr=adamw_lr, betas=tuple(betas),
-                               weight_decay=wd_adamw))
+                               weight_decay=weight_decay if adamw_weight_decay is None else adamw_weight_decay))
         return cls(groups)
 
     @torch.no_grad()
     def step(self, closure=None):
-        return _run_step(self, closure)
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            if group["use_muon"]:
+                _muon_group_step(self.state, group)
+            else:
+                _adamw_group_step(self.state, group)
+        return loss
 
 
-OPTIMIZER_NAMES = ("adamw", "muon", "muon_all", "torch_adamw")
-
-
-def build_optimizer(name: str, model: nn.Module, lr: float | None = None, **kwargs) -> torch.optim.Optimizer:
-    """Make an optimizer by name for ``model``.
-
-    - ``"adamw"``: course AdamW on every parameter (defaults lr=2e-3, betas=(0.9, 0.95), wd=0.01).
-    - ``"torch_adamw"``: torch.optim.AdamW with the same defaults (the reference).
-    - ``"muon"``: the hybrid ``MuonWithAdamW`` (``lr`` is Muon's; ``adamw_lr`` for the rest).
-    - ``"muon_all"``: the original AdamW-vs-Muon notebook's setup: Muon on every parameter, embeddings and
-      norms included (a 1-D tensor is treated as a 1×n matrix).
-    """
-    key = name.lower()
-    params = [p for p in model.parameters() if p.requires_grad]
-    accepted = {"adamw": inspect.signature(AdamW).parameters, "torch_adamw": inspect.signature(torch.optim.AdamW).parameters,
-                "muon_all": inspect.signature(Muon).parameters,
-                "muon": [*inspect.signature(MuonWithAdamW.for_model).parameters, *MuonWithAdamW.MUON_DEFAULTS]}
-    if key in accepted:
-        reject_unknown(f"build_optimizer({name!r})", kwargs,
-                       {k for k in accepted[key] if k not in ("self", "cls", "params", "model", "muon_kwargs", "lr", "muon_lr")})
-    if key in ("adamw", "torch_adamw"):
-        kwargs.setdefault("betas", (0.9, 0.95))
-        kwargs.setdefault("weight_decay", 0.01)
-        cls = AdamW if key == "adamw" else torch.optim.AdamW
-        return cls(params, lr=2e-3 if lr is None else lr, **kwargs)
-    if key == "muon":
-        return MuonWithAdamW.for_model(model, muon_lr=2e-2 if lr is None else lr, **kwargs)
-    if key == "muon_all":
-        return Muon(params, lr=2e-2 if lr is None else lr, **kwargs)
-    raise ValueError(f"Unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZER_NAMES)}")
-
-
-def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
-    """Bytes held in the optimizer's state tensors, counted from ``state_dict()``."""
-    total = 0
-    for state in optimizer.state_dict()["state"].values():
-        for value in state.values():
-            if torch.is_tensor(value):
-                total += value.numel() * value.element_size()
-    return total
-
-
-
-# ------------------------------------------------------------------------------------------ Lion
+# -------------------------------------------------------------------------------------------- Lion
 
 
 def lion_update(param: Tensor, grad: Tensor, exp_avg: Tensor, lr: float, beta1: float, beta2: float,
@@ -438,3 +407,47 @@ class Lion(torch.optim.Optimizer):
                     state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 lion_update(p, p.grad, state["exp_avg"], group["lr"], beta1, beta2, group["weight_decay"])
         return loss
+
+
+# --------------------------------------------------------------------------------- build_optimizer
+
+
+OPTIMIZER_NAMES = ("AdamW", "torch.optim.AdamW", "Muon", "MuonWithAdamW", "Lion")
+
+# The keyword arguments build_optimizer passes on for each name (besides ``lr``).
+_KEYWORDS = {
+    "adamw": ("betas", "eps", "weight_decay", "foreach"),
+    "torch.optim.adamw": ("betas", "eps", "weight_decay", "amsgrad", "maximize", "foreach", "capturable",
+                          "differentiable", "fused"),
+    "muon": ("momentum", "weight_decay", "nesterov", "ns_steps", "adjust_lr_fn", "ns_dtype", "eps"),
+    "muonwithadamw": ("adamw_lr", "momentum", "betas", "weight_decay", "adamw_weight_decay", "nesterov", "ns_steps",
+                      "adjust_lr_fn", "ns_dtype", "eps"),
+    "lion": ("betas", "weight_decay"),
+}
+
+
+def build_optimizer(name: str, model: nn.Module, lr: float | None = None, **kwargs) -> torch.optim.Optimizer:
+    """The optimizer class called ``name`` (case-insensitive) for ``model``'s trainable parameters.
+
+    - ``"AdamW"`` (this module's) and ``"torch.optim.AdamW"``: the capstone's defaults, lr 2e-3,
+      betas (0.9, 0.95), weight decay 0.01.
+    - ``"Muon"``: Muon on every parameter, embeddings and norms included (a 1-D tensor is a 1×n matrix); lr 2e-2.
+    - ``"MuonWithAdamW"``: ``MuonWithAdamW.for_model``; ``lr`` is Muon's (2e-2), ``adamw_lr`` the rest's (2e-3).
+    - ``"Lion"``: ``Lion``'s own defaults (lr 1e-4, betas (0.9, 0.99), no weight decay).
+
+    Other keyword arguments go to the class; a misspelled one raises TypeError with a guess.
+    """
+    key = name.lower()
+    if key not in _KEYWORDS:
+        raise ValueError(f"Unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZER_NAMES)}")
+    reject_unknown(f"build_optimizer({name!r})", kwargs, _KEYWORDS[key])
+    params = [p for p in model.parameters() if p.requires_grad]
+    if key in ("adamw", "torch.optim.adamw"):
+        cls = AdamW if key == "adamw" else torch.optim.AdamW
+        kwargs = {"betas": (0.9, 0.95), "weight_decay": 0.01, **kwargs}
+        return cls(params, lr=2e-3 if lr is None else lr, **kwargs)
+    if key == "muon":
+        return Muon(params, lr=2e-2 if lr is None else lr, **kwargs)
+    if key == "muonwithadamw":
+        return MuonWithAdamW.for_model(model, muon_lr=2e-2 if lr is None else lr, **kwargs)
+    return Lion(params, lr=1e-4 if lr is None else lr, **kwargs)

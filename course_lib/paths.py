@@ -41,7 +41,7 @@ class ResourceIntegrityError(ValueError):
     """A course resource's bytes are damaged or cannot be checked; the message says how to restore them."""
 
 
-def _search_bases() -> list[Path]:
+def search_bases() -> list[Path]:
     """Where the course looks for its folders: the current folder, each parent of it, then the folder
     that holds the installed package."""
     cwd = Path.cwd().resolve()
@@ -53,7 +53,7 @@ def _candidates() -> list[Path]:
     env = os.environ.get(ENV_VAR)
     if env:
         found.append(Path(env).expanduser())
-    return found + [base / "resource" for base in _search_bases()]
+    return found + [base / "resource" for base in search_bases()]
 
 
 def resource_dir() -> Path:
@@ -94,7 +94,7 @@ def how_to_restore(path: Path) -> str:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _sha256(path: str, size: int, mtime_ns: int) -> str:
     """SHA-256 of a file. Size and mtime are part of the cache key, so an edited file is hashed again."""
     digest = hashlib.sha256()
@@ -141,15 +141,3 @@ def verify_resource(folder: Path) -> list[str]:
                 f"starting with {digest[:12]}. {how_to_restore(path)}"
             )
     return sorted(expected)
-
-
-def results_file(name: str) -> Path:
-    """A committed result of the course, ``results/<name>``, found like the resources (the current
-    folder or a parent of it, then next to the installed package); FileNotFoundError says how to
-    make it otherwise."""
-    for base in _search_bases():
-        if (base / "results" / name).is_file():
-            return base / "results" / name
-    raise FileNotFoundError(f"results/{name} is not in this folder or any parent of it. It ships with the course "
-                            "repository (clone it whole), or recompute it from the repository root with "
-                            "`make compare` and copy outputs/capstone/ to results/.")

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .i18n import tr
+from .i18n import notebook_language, tr, use_korean_font
 
 
 def moving_average(values: Sequence[float], window: int = 5) -> np.ndarray:
-    """Mean of each run of ``window`` consecutive values (numpy's 'valid' convolution, as the original capstone notebook plotted it).
+    """Mean of each run of ``window`` consecutive values (numpy's 'valid' convolution), as the capstone's figures
+    smooth a loss curve.
 
     The result has ``len(values) - window + 1`` entries; element i averages values[i : i + window].
     Shorter inputs are returned unchanged.
@@ -23,6 +24,20 @@ def moving_average(values: Sequence[float], window: int = 5) -> np.ndarray:
     if len(array) < window:
         return array
     return np.convolve(array, np.ones(window) / window, mode="valid")
+
+
+def use_course_fonts() -> None:
+    """Let figures draw Hangul: NanumGothic (``course_lib.i18n.use_korean_font``) becomes the fallback behind
+    matplotlib's DejaVu Sans, so Latin text looks as usual. Notebooks call it once before drawing; the
+    course's own drawing functions call it too. Without the font, English figures still draw and a Korean
+    notebook is warned, with the fix."""
+    import warnings
+
+    try:
+        use_korean_font()
+    except FileNotFoundError as missing:
+        if notebook_language() == "ko":
+            warnings.warn(str(missing), stacklevel=2)
 
 
 def plot_loss_curves(
@@ -41,6 +56,7 @@ def plot_loss_curves(
     """
     import matplotlib.pyplot as plt
 
+    use_course_fonts()
     if ylabel is None:
         ylabel = tr("loss (moving average)", "손실(이동 평균)")
     if ax is None:
@@ -72,6 +88,7 @@ def pyplot_for(path=None):
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    use_course_fonts()
     return plt
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,11 +20,11 @@ def quick_mode() -> bool:
 
 def pick_device(prefer: str | None = None) -> torch.device:
     """CUDA if present, else Apple MPS, else CPU. ``prefer`` (or ``COURSE_DEVICE``) forces one,
-    checked by ``check_device``."""
+    checked by ``validate_device``."""
     if prefer:
-        return check_device(prefer)
+        return validate_device(prefer)
     if os.environ.get("COURSE_DEVICE"):
-        return check_device(os.environ["COURSE_DEVICE"], source="the environment variable COURSE_DEVICE")
+        return validate_device(os.environ["COURSE_DEVICE"], source="the environment variable COURSE_DEVICE")
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -57,7 +56,7 @@ def available_devices() -> list[str]:
     return found + ["cpu"]
 
 
-def check_device(name, source: str = "the device") -> torch.device:
+def validate_device(name, source: str = "the device") -> torch.device:
     """``torch.device(name)`` if this machine has it; otherwise one ValueError saying what was asked,
     what this machine has, and what to pass instead."""
     has = available_devices()

@@ -1,6 +1,6 @@
 """Training stability and monitoring: gradient accumulation, z-loss, a loss-spike guard, per-layer
 gradient norms and update-to-weight ratios (one step, or recorded over a whole run), activation
-checkpointing, FLOPs and MFU.
+checkpointing. FLOPs and MFU are in ``compute``.
 """
 
 from __future__ import annotations
@@ -8,13 +8,14 @@ from __future__ import annotations
 import copy
 import functools
 import math
-import time
 from collections import deque
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
+
+from .train import accumulate_gradients
 
 # ---------------------------------------------------------------------------- accumulation
 
@@ -33,24 +34,12 @@ def accumulation_step(model: nn.Module, optimizer: torch.optim.Optimizer, micro_
     targets), gradients add up over the micro-batches, then the global norm is clipped once and the
     optimizer steps once. The gradients stay in ``p.grad``. Returns the token-weighted mean loss.
     """
-    if not micro_batches:
-        raise ValueError("micro_batches is empty")
-    counts = [count_target_tokens(labels) for _, labels in micro_batches]
-    total = sum(counts)
-    if total == 0:
-        raise ValueError("no target tokens in any micro-batch (all labels are -100)")
     optimizer.zero_grad(set_to_none=True)
-    loss_sum = 0.0
-    for (input_ids, labels), n in zip(micro_batches, counts):
-        if n == 0:
-            continue
-        loss = model(input_ids, labels=labels, return_logits=False).loss
-        (loss * (n / total)).backward()
-        loss_sum += loss.item() * n
+    loss = accumulate_gradients(model, micro_batches)  # the one implementation, shared with course_lib.train
     if clip_norm:
         torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], clip_norm)
     optimizer.step()
-    return loss_sum / total
+    return loss
 
 
 def global_grad_norm(parameters) -> float:
@@ -215,51 +204,6 @@ def saved_activation_bytes(fn, exclude: nn.Module | None = None) -> int:
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         out = fn()
     return sum(seen.values()), out
-
-
-# ---------------------------------------------------------------------------- FLOPs and MFU
-
-
-def transformer_flops_per_token(config, seq_len: int) -> dict[str, float]:
-    """Training FLOPs per token of a course transformer (forward + backward = 3 × forward).
-
-    ``6 · N`` for the matmuls with the weights, N = every parameter except the input embedding (a
-    lookup, not a matmul; the LM head counts), plus ``12 · L · seq_len · d_attn`` for the two
-    attention matmuls QKᵀ and PV (PaLM, Chowdhery et al. 2022, App. B; counted for the full square
-    although half is masked)."""
-    d, h, i, v, n_layers = (config.hidden_size, config.head_dim, config.intermediate_size, config.vocab_size,
-                            config.num_hidden_layers)
-    attn = d * h * (config.num_attention_heads * 2 + config.num_key_value_heads * 2)
-    mlp = 3 * d * i
-    n_matmul = n_layers * (attn + mlp) + d * v
-    attention = 12 * n_layers * seq_len * config.num_attention_heads * h
-    return {"params_matmul": n_matmul, "dense": 6.0 * n_matmul, "attention": float(attention),
-            "total": 6.0 * n_matmul + attention}
-
-
-def measure_matmul_flops(n: int = 1024, repeats: int = 5, dtype=torch.float32, device="cpu") -> float:
-    """Achieved FLOP/s of an ``n × n`` matmul (2n³ FLOPs), best of ``repeats``: on a CPU without a
-    published peak, this is the practical "peak" that MFU is measured against."""
-    a = torch.randn(n, n, dtype=dtype, device=device)
-    b = torch.randn(n, n, dtype=dtype, device=device)
-    a @ b  # warm up
-    best = math.inf
-    for _ in range(repeats):
-        if torch.device(device).type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        a @ b
-        if torch.device(device).type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
-    return 2.0 * n**3 / best
-
-
-def mfu(tokens_per_s: float, flops_per_token: float, peak_flops: float) -> float:
-    """Model FLOPs utilization: achieved model FLOP/s divided by the device's peak FLOP/s."""
-    if peak_flops <= 0:
-        raise ValueError(f"peak_flops must be > 0, got {peak_flops}")
-    return tokens_per_s * flops_per_token / peak_flops
 
 
 # ---------------------------------------------------------------------------- monitoring a run

@@ -11,10 +11,12 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from course_lib.assignments import BEGIN, END, student_notebook
+from classroom.build import parse_source
+from classroom.student_copies import BEGIN, END, student_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
+SRC = NOTEBOOKS / "src"
 
 
 def load(path: Path) -> dict:
@@ -101,3 +103,14 @@ def text_outputs(nb):
                     if mime in out.get("data", {}):
                         yield i, mime, out.data[mime]
                         break
+
+
+def markdown(name: str, lang: str) -> list[str]:
+    """The markdown cells of notebook source ``name`` (e.g. "08_stability") in language ``lang``."""
+    cells = parse_source((SRC / f"{name}.txt").read_text(encoding="utf-8"), name)
+    return [c[lang] for c in cells if c["kind"] == "markdown"]
+
+
+def flat(text: str) -> str:
+    """Markdown as one line: line breaks and blockquote markers become single spaces."""
+    return re.sub(r"\s*\n>?\s*", " ", text)

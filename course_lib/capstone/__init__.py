@@ -17,7 +17,8 @@ held-out study that can tell the optimizers apart).
    seeds (seed s changes both the initial weights and the batch order).
 
 Files: ``experiment`` (settings, data, model, optimizers, cells), ``runner`` (training, LR search,
-seeds, notebook 10's per-optimizer runs), ``report`` (statistics, table, the generated conclusion),
+seeds, notebook 10's per-optimizer runs), ``results_io`` (results saved after every run, the committed
+``results/``), ``report`` (statistics, table, the generated conclusion),
 ``figures`` and ``cli``. Beyond one CPU (notebook 10):
 
     python -m course_lib.capstone --optimizers torch_adamw muon --steps 200 --checkpoint-every 50
@@ -27,12 +28,14 @@ seeds, notebook 10's per-optimizer runs), ``report`` (statistics, table, the gen
     python -m course_lib.capstone --preset gpt2-small --smoke        # GPT-2 small's shape, 2 steps, CPU ok
 """
 
-from .cli import build_parser, config_from_args, main
-from .experiment import (LABELS, LR_CENTRES, STUDY_CELLS, STUDY_OPTIMIZERS, CapstoneConfig, CapstoneData, Cell,
-                         build_model, cell_run_config, load_tokens, make_optimizer, make_scheduler, parameter_count,
-                         prepare_data, steps_per_pass)
-from .figures import plot_capstone, plot_runs
-from .report import (RERUN_DRIFT, conclusion, first_reach, label, mean_ci, readme_section, replace_readme_section,
-                     report_markdown, results_table, seed_table, study_summary, summarize_cell, verdict)
-from .runner import (fit_batch_to_data, memory_report, record_run, run_capstone, run_one, run_pair, search_lr,
-                     summarize_run, throughput, write_tensorboard)
+# What the notebooks use (09, and 02 and 10); everything else is imported from its module.
+from .cli import main
+from .experiment import STUDY_CELLS, CapstoneConfig, build_model, cell_run_config, make_optimizer, prepare_data
+from .figures import plot_capstone
+from .report import RERUN_DRIFT, conclusion, label, results_table, seed_table, study_summary
+from .results_io import results_file
+from .runner import fit_batch_to_data, run_capstone, run_one
+
+__all__ = ["RERUN_DRIFT", "STUDY_CELLS", "CapstoneConfig", "build_model", "cell_run_config", "conclusion",
+           "fit_batch_to_data", "label", "main", "make_optimizer", "plot_capstone", "prepare_data", "results_file",
+           "results_table", "run_capstone", "run_one", "seed_table", "study_summary"]

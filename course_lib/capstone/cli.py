@@ -11,11 +11,11 @@ from pathlib import Path
 from ..checkpoint import load_checkpoint
 from ..distributed import DistContext, barrier, close_distributed, init_distributed
 from ..i18n import tr
-from ..results import check_output_folder
-from ..runtime import check_device, pick_device, quick_mode
+from ..runtime import validate_device, pick_device, quick_mode
 from .experiment import CapstoneConfig, prepare_data
 from .figures import plot_capstone, plot_runs
 from .report import report_markdown
+from .results_io import validate_output_folder
 from .runner import record_run, run_capstone, run_one, run_pair
 
 
@@ -53,8 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="train every run again, overwriting the results in --out")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--update-readme", type=Path, metavar="RESULTS_JSON", default=None,
-                        help="rewrite README.md's capstone section from a finished results file, then exit")
     scale = parser.add_argument_group("scaling up (notebook 10): one run per optimizer, resumable")
     scale.add_argument("--optimizers", nargs="+", choices=("torch_adamw", "adamw", "muon", "muon_all"),
                        help="run only these optimizers, once each, on the held-out split")
@@ -99,8 +97,6 @@ def config_from_args(args) -> CapstoneConfig:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.update_readme is not None:
-        return _update_readme(parser, args.update_readme)
     if args.smoke and not args.preset:
         parser.error("--smoke goes with --preset gpt2-small")
     if (args.checkpoint_every or args.crash_after_step) and not (args.optimizers or args.preset or args.resume):
@@ -111,7 +107,7 @@ def main(argv=None) -> int:
         parser.error(f"--tokens {args.tokens}: no such folder (a dataset saved with datasets' save_to_disk)")
     # Everything that can be checked is checked before the first step: a bad value must not cost a run.
     try:
-        device = check_device(args.device, source="--device") if args.device else pick_device()
+        device = validate_device(args.device, source="--device") if args.device else pick_device()
         config = None if args.resume is not None else config_from_args(args)
         ckpt = load_checkpoint(args.resume) if args.resume is not None else None  # CheckpointError if damaged
     except (TypeError, ValueError) as err:
@@ -127,7 +123,7 @@ def main(argv=None) -> int:
     try:
         if ctx.is_main:
             try:
-                check_output_folder(args.out)
+                validate_output_folder(args.out)
             except ValueError as err:
                 parser.error(str(err))
         if args.resume is not None:
@@ -140,28 +136,6 @@ def main(argv=None) -> int:
         return 130
     finally:
         close_distributed()
-
-
-def _update_readme(parser, results_path: Path) -> int:
-    import json
-
-    from .report import replace_readme_section
-
-    readme = Path("README.md")
-    if not readme.is_file() or not results_path.is_file():
-        parser.error(f"--update-readme runs from the repository root with a results file; missing: "
-                     f"{readme if not readme.is_file() else results_path}")
-    try:
-        results = json.loads(results_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        parser.error(f"{results_path} is not a readable results file ({err}); restore it with `git checkout -- "
-                     f"{results_path}` or recompute it with `make compare`")
-    if not isinstance(results, dict) or not results.get("complete") or not results.get("cells"):
-        parser.error(f"{results_path} is not a finished study (complete, with cells); run the capstone first")
-    readme.write_text(replace_readme_section(readme.read_text(encoding="utf-8"), results), encoding="utf-8")
-    results_path.with_suffix(".md").write_text(report_markdown(results), encoding="utf-8")
-    print(f"README.md: capstone section rewritten from {results_path}; {results_path.with_suffix('.md')} rewritten")
-    return 0
 
 
 def _main_run(args, config: CapstoneConfig, ctx: DistContext, device) -> int:
@@ -204,7 +178,8 @@ def _main_resume(args, ckpt: dict, ctx: DistContext, device) -> int:
     step, pos, epoch = ckpt["step"], ckpt["data"]["position"], ckpt["data"]["epoch"]
     log(tr(f"resuming {extra['name']} from {args.resume} at step {step} of {config.steps} "
            f"(data position {pos}, epoch {epoch})",
-           f"{args.resume}에서 {extra['name']} 재개: {config.steps}스텝 중 {step}스텝부터(데이터 위치 {pos}, 에폭 {epoch})"))
+           f"{args.resume}에서 {extra['name']} 재개: {config.steps}스텝 중 {step}스텝부터(데이터 위치 {pos}, 에폭 "
+           f"{epoch})"))
     data = prepare_data(config)
     every = args.checkpoint_every or extra["checkpoint_every"]
     r = run_one(config, data.train, extra["optimizer_name"], lr=extra["lr"], val_set=data.val, device=device,

@@ -11,18 +11,20 @@ from pathlib import Path
 
 import torch
 
-from ..data import TokenChunkDataset, VocabMap, load_token_resource, split_tokens
+from ..data import FULL_VOCAB_SIZE, TokenChunkDataset, VocabMap, load_token_resource, split_tokens
 from ..models import TransformerConfig, TransformerForCausalLM
 from ..optim import build_optimizer
 from ..precision import autocast_dtype_for
 from ..runtime import seed_everything
-from ..tokenizer import FULL_VOCAB_SIZE
 from ..validate import require_number
 
-# Display names of the optimizers (build_optimizer names on the left; muon_all_rms is muon_all with
+# Display names of the optimizers (study keys, as in the results files, on the left; muon_all_rms is muon_all with
 # torch.optim.Muon's adjust_lr_fn="match_rms_adamw").
 LABELS = {"torch_adamw": "AdamW", "adamw": "AdamW", "muon": "Muon hybrid", "muon_all": "Muon everywhere (original)",
           "muon_all_rms": "Muon everywhere (match_rms_adamw)"}
+# The build_optimizer name (the class) behind each study key.
+OPTIMIZER_CLASS_NAMES = {"torch_adamw": "torch.optim.AdamW", "adamw": "AdamW", "muon": "MuonWithAdamW",
+                         "muon_all": "Muon", "muon_all_rms": "Muon"}
 STUDY_OPTIMIZERS = ("torch_adamw", "muon", "muon_all", "muon_all_rms")
 SCHEDULES = ("constant", "warmup_cosine")
 REGIMES = ("one_pass", "three_pass")
@@ -157,7 +159,7 @@ class CapstoneConfig:
         self.betas = tuple(self.betas)
 
     @classmethod
-    def gpt2_small(cls, **overrides) -> "CapstoneConfig":
+    def gpt2_small(cls, **overrides) -> CapstoneConfig:
         """GPT-2 small's shape (12 layers, 12 heads, width 768, context 1024) in the course's
         Llama-style model (SwiGLU width 2048 gives GPT-2's 7.1M weights per layer; RoPE instead of
         learned positions), as in Keller Jordan's modded-nanogpt and the Muon blog post's GPT-2 runs;
@@ -174,14 +176,14 @@ class CapstoneConfig:
         return cls(**{**base, **overrides})
 
     @classmethod
-    def gpt2_small_smoke(cls, **overrides) -> "CapstoneConfig":
+    def gpt2_small_smoke(cls, **overrides) -> CapstoneConfig:
         """The same shape for 2 steps of one sequence per micro-batch: checks that it runs, on any device."""
         base = dict(steps=2, batch_size=2, max_micro_batch=1, warmup_steps=1, eval_every=2, max_eval_sequences=2,
                     window=1)
         return cls.gpt2_small(**{**base, **overrides})
 
     @classmethod
-    def quick(cls, **overrides) -> "CapstoneConfig":
+    def quick(cls, **overrides) -> CapstoneConfig:
         """Settings for tests: every code path of the full run, in seconds. Shorter sequences and a
         training split of 32 sequences (4 steps per pass), 2 seeds, searches that start with 2 points and
         extend once."""
@@ -276,8 +278,8 @@ def make_optimizer(config: CapstoneConfig, model, optimizer_name: str, lr: float
         lr = config.adamw_lr if lr is None else lr
         fused = optimizer_name == "torch_adamw" and device_type in ("cpu", "cuda")
         extra = dict(fused=True) if fused else {}
-        optimizer = build_optimizer(optimizer_name, model, lr=lr, betas=config.betas, weight_decay=config.weight_decay,
-                                    **extra)
+        optimizer = build_optimizer(OPTIMIZER_CLASS_NAMES[optimizer_name], model, lr=lr, betas=config.betas,
+                                    weight_decay=config.weight_decay, **extra)
     elif optimizer_name in ("muon", "muon_all", "muon_all_rms"):
         lr = config.muon_lr if lr is None else lr
         # Newton–Schulz in bf16 as torch.optim.Muon does on GPUs; CPUs without native bf16 matmuls
@@ -290,10 +292,11 @@ def make_optimizer(config: CapstoneConfig, model, optimizer_name: str, lr: float
                          betas=config.betas)
         if optimizer_name == "muon_all_rms":
             extra = dict(adjust_lr_fn="match_rms_adamw")
-        optimizer = build_optimizer("muon_all" if optimizer_name == "muon_all_rms" else optimizer_name, model, lr=lr,
+        optimizer = build_optimizer(OPTIMIZER_CLASS_NAMES[optimizer_name], model, lr=lr,
                                     momentum=config.momentum, weight_decay=wd, ns_dtype=ns_dtype, **extra)
     else:
-        raise ValueError(f"Unknown optimizer {optimizer_name!r}; use torch_adamw, adamw, muon, muon_all or muon_all_rms")
+        raise ValueError(f"Unknown optimizer {optimizer_name!r}; use torch_adamw, adamw, muon, muon_all or "
+                         "muon_all_rms")
     return optimizer, lr
 
 

@@ -35,8 +35,9 @@ PUBLISHED = {
         "in scaling-law fits.",
     ],
     "ko": [
-        "modded-nanogpt의 옵티마이저 트랙(Keller Jordan 외, github.com/KellerJordan/modded-nanogpt, 매개변수 1.24억 개, "
-        "스텝당 52.4만 토큰): 검증 손실 3.28에 도달하는 데 AdamW는 5,625스텝, Muon은 3,600스텝이 걸려 약 1.56배입니다. "
+        "modded-nanogpt의 옵티마이저 트랙(Keller Jordan 외, github.com/KellerJordan/modded-nanogpt, "
+        "매개변수 1.24억 개, 스텝당 52.4만 토큰): 검증 손실 3.28에 도달하는 데 AdamW는 5,625스텝, Muon은 3,600스텝이 "
+        "걸려 약 1.56배입니다. "
         "AdamW 기록은 튜닝이 덜 되었을 수 있다고 그곳에 적혀 있습니다.",
         "Wen 외 2025, \"Fantastic pretraining optimizers and where to find them\": 잘 튜닝한 AdamW 대비 속도 향상이 "
         "매개변수 0.1B에서 약 1.4배, 1.2B에서는 약 1.1배로 줄어듭니다.",
@@ -104,7 +105,8 @@ def summarize_cell(results: dict, cell: str) -> dict:
     for opt in cell_results:
         runs = seed_runs(results, cell, opt)
         row = {"lr": cell_results[opt]["tuned"]["lr"], "bracketed": cell_results[opt]["tuned"]["bracketed"],
-               "hybrid_adamw_lr": cell_results[opt]["tuned"].get("hybrid_adamw_lr"), "steps": len(runs[0]["train_loss"])}
+               "hybrid_adamw_lr": cell_results[opt]["tuned"].get("hybrid_adamw_lr"),
+               "steps": len(runs[0]["train_loss"])}
         for key, field in (("lowest", "best_val_loss"), ("final", "final_val_loss"), ("train", "final_train_ma"),
                            ("tokens_per_s", "tokens_per_s")):
             values = [r["summary"][field] for r in runs]
@@ -141,25 +143,25 @@ def study_summary(results: dict) -> dict:
 
 # ----------------------------------------------------------------------------------------- words
 
-_WORDS = {
-    "en": {"lower": "lower", "higher": "higher", "level": "level (within noise)"},
-    "ko": {"lower": "더 낮음", "higher": "더 높음", "level": "비슷함(잡음 범위 안)"},
-}
 _LABELS_KO = {"torch_adamw": "AdamW", "adamw": "AdamW", "muon": "Muon 하이브리드",
               "muon_all": "전체 Muon(original 규칙)", "muon_all_rms": "전체 Muon(match_rms_adamw 규칙)"}
-_SCHEDULE_NAMES = {"en": {"constant": "constant LR", "warmup_cosine": "warmup + cosine"},
-                   "ko": {"constant": "고정 학습률", "warmup_cosine": "워밍업 + 코사인"}}
 
 
-def _label(opt: str, ko: bool) -> str:
-    """An optimizer's name in Korean or English (``LABELS``); a name without a label is returned as it is."""
+def _word(word: str, lang: str) -> str:
+    """A verdict word ("lower", "higher", "level") in ``lang``."""
+    return {"lower": tr("lower", "더 낮음", lang), "higher": tr("higher", "더 높음", lang),
+            "level": tr("level (within noise)", "비슷함(잡음 범위 안)", lang)}[word]
+
+
+def _label(opt: str, lang: str) -> str:
+    """An optimizer's name in ``lang`` (``LABELS``); a name without a label is returned as it is."""
     english = LABELS.get(opt, opt)
-    return _LABELS_KO.get(opt, english) if ko else english
+    return tr(english, _LABELS_KO.get(opt, english), lang)
 
 
 def label(opt: str) -> str:
     """An optimizer's name for the reader, in the notebook's language."""
-    return _label(opt, notebook_language() == "ko")
+    return _label(opt, notebook_language())
 
 
 def passes(results: dict, cell_name: str) -> float:
@@ -174,12 +176,14 @@ def cell_description(results: dict, cell_name: str, lang: str = "en") -> str:
     cell = next(c for c in STUDY_CELLS if c.name == cell_name)
     run = seed_runs(results, cell_name, "torch_adamw")[0]
     steps, every, n = len(run["train_loss"]), run["val_steps"][0], passes(results, cell_name)
-    schedule = _SCHEDULE_NAMES[lang][cell.schedule]
-    if lang == "ko":
-        regime = "한 번 통과" if cell.regime == "one_pass" else "원본처럼 여러 번 통과"
-        return f"{regime}({steps}스텝, 학습 데이터 {n:.1f}번), {schedule}, 검증은 {every}스텝마다"
-    regime = "one pass" if cell.regime == "one_pass" else "several passes as in the original"
-    return f"{regime} ({steps} steps, {n:.1f} passes over the training split), {schedule}, held-out loss every {every} steps"
+    schedule = {"constant": tr("constant LR", "고정 학습률", lang),
+                "warmup_cosine": tr("warmup + cosine", "워밍업 + 코사인", lang)}[cell.schedule]
+    one_pass = cell.regime == "one_pass"
+    return tr(f"{'one pass' if one_pass else 'several passes as in the original'} ({steps} steps, {n:.1f} passes "
+              f"over the training split), {schedule}, held-out loss every {every} steps",
+              f"{'한 번 통과' if one_pass else '원본처럼 여러 번 통과'}({steps}스텝, 학습 데이터 {n:.1f}번), "
+              f"{schedule}, "
+              f"검증은 {every}스텝마다", lang)
 
 
 def _pm(mean, ci, digits=3) -> str:
@@ -200,20 +204,21 @@ def _speedup(a_row, b_row, key="steps_to_target"):
     return statistics.fmean(a for a, _ in pairs) / statistics.fmean(b for _, b in pairs)
 
 
-def _times(ratio: float, what: str, ko: bool) -> str:
-    """AdamW's amount over the other's, in words: 'x fewer steps' above 1, 'x more' below."""
-    if ko:
-        return f"{what} {ratio:.2f}배 적게 씀" if ratio >= 1 else f"{what} {1 / ratio:.2f}배 더 씀"
+def _times(ratio: float, what: str, lang: str) -> str:
+    """AdamW's amount over the other's, in words: 'x fewer steps' above 1, 'x more' below; ``what`` is
+    "steps" or "training time"."""
+    what_ko = {"steps": "스텝", "training time": "학습 시간"}[what]
     less = "fewer" if what == "steps" else "less"
-    return f"{ratio:.2f}x {less} {what}" if ratio >= 1 else f"{1 / ratio:.2f}x more {what}"
+    if ratio >= 1:
+        return tr(f"{ratio:.2f}x {less} {what}", f"{what_ko} {ratio:.2f}배 적게 씀", lang)
+    return tr(f"{1 / ratio:.2f}x more {what}", f"{what_ko} {1 / ratio:.2f}배 더 씀", lang)
 
 
 def conclusion(results: dict, lang: str = "en") -> list[str]:
     """The capstone's conclusion as a list of sentences, every number and direction word computed from
     ``results`` (a finished ``run_capstone`` dict)."""
-    if lang not in _WORDS:
+    if lang not in ("en", "ko"):
         raise ValueError(f"lang must be 'en' or 'ko', got {lang!r}")
-    words, ko = _WORDS[lang], lang == "ko"
     summary = study_summary(results)
     cells, verdicts = summary["cells"], summary["verdicts"]
     cfg = results["config"]
@@ -221,56 +226,52 @@ def conclusion(results: dict, lang: str = "en") -> list[str]:
     lines = []
     rep = results["replica"]
     a, m = rep["torch_adamw"]["summary"]["final_train_ma"], rep["muon_all"]["summary"]["final_train_ma"]
-    if ko:
-        lines.append(
-            f"원본 재현(토큰 전체, 학습 손실, 시드 1개): 모든 매개변수에 Muon을 쓰면 마지막 {cfg['window']}스텝 평균 손실이 "
-            f"{m:.2f}(ppl {math.exp(m):,.0f})로 AdamW의 {a:.2f}(ppl {math.exp(a):,.0f})보다 "
-            f"{'낮습니다' if m < a else '높습니다'}. 같은 데이터를 여러 번 도는 동안의 학습 손실이라 외운 정도까지 함께 잽니다.")
-    else:
-        lines.append(
-            f"Replica of the original (all tokens, train loss, one seed): Muon on every parameter ends at {m:.2f} (ppl "
-            f"{math.exp(m):,.0f}; mean of the last {cfg['window']} steps), {words['lower'] if m < a else words['higher']} "
-            f"than AdamW's {a:.2f} (ppl {math.exp(a):,.0f}). Over "
-            "several passes a train loss also measures memorising.")
+    lines.append(tr(
+        f"Replica of the original (all tokens, train loss, one seed): Muon on every parameter ends at {m:.2f} (ppl "
+        f"{math.exp(m):,.0f}; mean of the last {cfg['window']} steps), {_word('lower' if m < a else 'higher', lang)} "
+        f"than AdamW's {a:.2f} (ppl {math.exp(a):,.0f}). Over several passes a train loss also measures memorising.",
+        f"원본 재현(토큰 전체, 학습 손실, 시드 1개): 모든 매개변수에 Muon을 쓰면 마지막 {cfg['window']}스텝 평균 "
+        "손실이 "
+        f"{m:.2f}(ppl {math.exp(m):,.0f})로 AdamW의 {a:.2f}(ppl {math.exp(a):,.0f})보다 "
+        f"{'낮습니다' if m < a else '높습니다'}. 같은 데이터를 여러 번 도는 동안의 학습 손실이라 외운 정도까지 함께 "
+        "잽니다.",
+        lang))
     for name, cell in cells.items():
         ad = cell["optimizers"]["torch_adamw"]
         desc = cell_description(results, name, lang)
-        head = (f"{desc} (시드 {n_seeds}개, 각 옵티마이저는 따로 튜닝한 학습률, 목표 = AdamW 최저 검증 손실의 중앙값 "
-                f"{cell['target']:.3f}):" if ko else
-                f"{desc} ({n_seeds} seeds, each optimizer at its tuned learning rate; target = the median of AdamW's "
-                f"lowest held-out losses, {cell['target']:.3f}):")
+        head = tr(f"{desc} ({n_seeds} seeds, each optimizer at its tuned learning rate; target = the median of "
+                  f"AdamW's lowest held-out losses, {cell['target']:.3f}):",
+                  f"{desc} (시드 {n_seeds}개, 각 옵티마이저는 따로 튜닝한 학습률, 목표 = AdamW 최저 검증 손실의 중앙값 "
+                  f"{cell['target']:.3f}):", lang)
         parts = [f"AdamW (lr {ad['lr']:g}) {_loss(ad['lowest'])}"]
         for opt, row in cell["optimizers"].items():
             if opt == "torch_adamw":
                 continue
             v = verdicts[(name, opt, "lowest")]
             steps, secs = _speedup(ad, row), _speedup(ad, row, "seconds_to_target")
-            part = "AdamW 부분" if ko else "AdamW part"
+            part = tr("AdamW part", "AdamW 부분", lang)
             lr_text = f"lr {row['lr']:g}" + (f", {part} {row['hybrid_adamw_lr']:g}" if row["hybrid_adamw_lr"] else "")
-            reach = row["steps_to_target"]
-            if ko:
-                text = (f"{_label(opt, ko)} ({lr_text}) {_loss(row['lowest'])}, AdamW와의 "
-                        f"차이 {_pm(v['diff'], v['ci'])} → {words[v['word']]}; 목표 도달 시드 {reach['reached']}/{n_seeds}개")
-                if steps is not None:
-                    text += (f", 둘 다 도달한 시드에서 AdamW보다 {_times(steps, '스텝', ko)}, "
-                             f"{_times(secs, '학습 시간', ko)}")
-            else:
-                text = (f"{LABELS[opt]} ({lr_text}) {_loss(row['lowest'])}, difference "
-                        f"{_pm(v['diff'], v['ci'])}: {words[v['word']]}; reached the target on {reach['reached']} of "
-                        f"{n_seeds} seeds")
-                if steps is not None:
-                    text += f"; where both reached it, {_times(steps, 'steps', ko)} and {_times(secs, 'training time', ko)} than AdamW"
+            reach, diff, word = row["steps_to_target"], _pm(v["diff"], v["ci"]), _word(v["word"], lang)
+            text = tr(f"{LABELS[opt]} ({lr_text}) {_loss(row['lowest'])}, difference {diff}: {word}; reached the "
+                      f"target on {reach['reached']} of {n_seeds} seeds",
+                      f"{_label(opt, lang)} ({lr_text}) {_loss(row['lowest'])}, AdamW와의 차이 {diff} → {word}; "
+                      f"목표 도달 시드 {reach['reached']}/{n_seeds}개", lang)
+            if steps is not None:
+                faster = f"{_times(steps, 'steps', lang)}{tr(' and ', ', ', lang)}{_times(secs, 'training time', lang)}"
+                text += tr(f"; where both reached it, {faster} than AdamW",
+                           f", 둘 다 도달한 시드에서 AdamW보다 {faster}", lang)
             parts.append(text)
-        label = "최저 검증 손실(평균 ± 95% 구간): " if ko else "lowest held-out loss (mean ± 95% interval): "
-        lines.append(head + " " + label + "; ".join(parts) + ".")
+        lowest = tr("lowest held-out loss (mean ± 95% interval): ", "최저 검증 손실(평균 ± 95% 구간): ", lang)
+        lines.append(head + " " + lowest + "; ".join(parts) + ".")
     if ("schedule", "torch_adamw", "lowest") in verdicts:
         bits = []
         for opt in cells["one_pass_cosine"]["optimizers"]:
             v = verdicts[("schedule", opt, "lowest")]
-            bits.append(f"{_label(opt, ko)} {_pm(v['diff'], v['ci'])} ({words[v['word']]})")
-        lines.append(("스케줄: 한 번 통과에서 워밍업 + 코사인으로 바꾸면 최저 검증 손실이 고정 학습률보다 이만큼 달라집니다: "
-                      if ko else "Schedule: in the one-pass regime, warmup + cosine changes the lowest held-out loss "
-                      "relative to a constant LR by: ") + "; ".join(bits) + ".")
+            bits.append(f"{_label(opt, lang)} {_pm(v['diff'], v['ci'])} ({_word(v['word'], lang)})")
+        lines.append(tr("Schedule: in the one-pass regime, warmup + cosine changes the lowest held-out loss relative "
+                        "to a constant LR by: ",
+                        "스케줄: 한 번 통과에서 워밍업 + 코사인으로 바꾸면 최저 검증 손실이 고정 학습률보다 이만큼 "
+                        "달라집니다: ", lang) + "; ".join(bits) + ".")
     if "three_pass_constant" in cells and "one_pass_constant" in cells:
         bits = []
         for name in ("one_pass_constant", "three_pass_constant"):
@@ -278,40 +279,42 @@ def conclusion(results: dict, lang: str = "en") -> list[str]:
             for opt in ("torch_adamw", "muon"):
                 row = cells[name]["optimizers"][opt]
                 gap = row["final"]["mean"] - row["train"]["mean"]
-                where = f"{n:.1f}번 통과" if ko else f"{n:.1f} passes"
-                bits.append(f"{where}, {_label(opt, ko)}: {gap:+.2f}")
-        lines.append(("학습과 암기: 마지막 검증 손실 − 마지막 학습 손실(이동 평균)의 시드 평균. 0보다 크면 본 데이터를 외운 만큼 "
-                      "검증 손실이 뒤처진 것입니다: " if ko else
-                      "Learning vs memorising: final held-out minus final train loss (moving average), mean over "
-                      "seeds; above 0 the model fits the data it has seen better than new text: ") + "; ".join(bits) + ".")
+                bits.append(f"{tr(f'{n:.1f} passes', f'{n:.1f}번 통과', lang)}, {_label(opt, lang)}: {gap:+.2f}")
+        lines.append(tr("Learning vs memorising: final held-out minus final train loss (moving average), mean over "
+                        "seeds; above 0 the model fits the data it has seen better than new text: ",
+                        "학습과 암기: 마지막 검증 손실 − 마지막 학습 손실(이동 평균)의 시드 평균. 0보다 크면 본 "
+                        "데이터를 "
+                        "외운 만큼 검증 손실이 뒤처진 것입니다: ", lang) + "; ".join(bits) + ".")
     vocab, hidden_size = results["vocab_size"], cfg["hidden_size"]
     embed = muon_lr_scale((vocab, hidden_size))
     hidden = muon_lr_scale((hidden_size, hidden_size))
-    lines.append(
-        f"모든 매개변수에 Muon을 쓰면(original 규칙) {vocab:,} × {hidden_size} 임베딩과 LM 헤드의 학습률에 "
-        f"√({vocab:,}/{hidden_size}) ≈ {embed:.1f}배가 곱해집니다(은닉 행렬은 {hidden:.1f}배). match_rms_adamw 규칙은 "
-        "모든 행렬의 업데이트 RMS를 AdamW 수준으로 맞춥니다."
-        if ko else
+    lines.append(tr(
         f"Muon on every parameter (original rule) multiplies the learning rate of the {vocab:,} x {hidden_size} "
         f"embedding and LM head by sqrt({vocab:,}/{hidden_size}) = {embed:.1f} (the hidden matrices by {hidden:.1f}); "
-        "the match_rms_adamw rule scales every matrix's update to AdamW's RMS instead.")
-    lines.append(
-        f"재실행 차이: 다른 머신에서 같은 명령을 다시 돌리면 검증 손실이 최대 {RERUN_DRIFT}까지 달라질 수 있습니다(부동소수점 "
-        f"합산 순서). 위의 판정은 시드 간 95% 구간이 0을 벗어나고 차이가 {RERUN_DRIFT}보다 클 때만 '더 낮음/더 높음'이라고 합니다."
-        if ko else
+        "the match_rms_adamw rule scales every matrix's update to AdamW's RMS instead.",
+        f"모든 매개변수에 Muon을 쓰면(original 규칙) {vocab:,} × {hidden_size} 임베딩과 LM 헤드의 학습률에 "
+        f"√({vocab:,}/{hidden_size}) ≈ {embed:.1f}배가 곱해집니다(은닉 행렬은 {hidden:.1f}배). match_rms_adamw 규칙은 "
+        "모든 행렬의 업데이트 RMS를 AdamW 수준으로 맞춥니다.", lang))
+    lines.append(tr(
         f"Rerun drift: the same command on another machine may move a held-out loss by up to {RERUN_DRIFT} (float "
         f"sums in another order). The words above say lower or higher only when the 95% interval over seeds "
-        f"excludes zero and the difference exceeds {RERUN_DRIFT}.")
+        f"excludes zero and the difference exceeds {RERUN_DRIFT}.",
+        f"재실행 차이: 다른 머신에서 같은 명령을 다시 돌리면 검증 손실이 최대 {RERUN_DRIFT}까지 달라질 수 "
+        "있습니다(부동소수점 "
+        f"합산 순서). 위의 판정은 시드 간 95% 구간이 0을 벗어나고 차이가 {RERUN_DRIFT}보다 클 때만 '더 낮음/더 "
+        "높음'이라고 "
+        "합니다.", lang))
     params = results["parameters"] / 1e6
     tokens = results["sequences"]["replica"] * cfg["seq_len"] / 1e3
-    lines.append(
-        f"규모: 매개변수 {results['parameters'] / 1e4:,.0f}만 개, 토큰 {tokens / 10:,.1f}만 개로는 작은 모델이 학습 초반에 옵티마이저에 따라 어떻게 다른지만 "
-        "보일 수 있고, 수십억 토큰 규모에서의 순위는 말할 수 없습니다. 공개된 비교(인용이며 이 코스에서 측정하지 않음): "
-        + " ".join(PUBLISHED["ko"])
-        if ko else
+    lines.append(tr(
         f"Scale: a {params:.1f}M-parameter model on {tokens:,.0f}k tokens shows how the optimizers differ early in the "
         "training of a small model; it cannot rank them at billions of tokens. Published comparisons (cited, not "
-        "measured here): " + " ".join(PUBLISHED["en"]))
+        "measured here): " + " ".join(PUBLISHED["en"]),
+        f"규모: 매개변수 {results['parameters'] / 1e4:,.0f}만 개, 토큰 {tokens / 10:,.1f}만 개로는 작은 모델이 학습 "
+        "초반에 "
+        "옵티마이저에 따라 어떻게 다른지만 보일 수 있고, 수십억 토큰 규모에서의 순위는 말할 수 없습니다. 공개된 "
+        "비교(인용이며 "
+        "이 코스에서 측정하지 않음): " + " ".join(PUBLISHED["ko"]), lang))
     return lines
 
 
@@ -337,7 +340,8 @@ def results_table(results: dict) -> str:
     n = results["config"]["seeds"]
     lines += ["", tr(f"| cell | optimizer | tuned lr | lowest held-out (ppl) | every seed | final held-out (ppl) | "
                      f"steps to target (of {n}) | s to target | tokens/s | state MB |",
-                     f"| 셀 | 옵티마이저 | 튜닝한 학습률 | 최저 검증 손실(ppl) | 시드별 최저값 | 마지막 검증 손실(ppl) | "
+                     "| 셀 | 옵티마이저 | 튜닝한 학습률 | 최저 검증 손실(ppl) | 시드별 최저값 | 마지막 검증 "
+                     "손실(ppl) | "
                      f"목표까지 스텝(도달 시드, {n}개 중) | 목표까지 초 | 초당 토큰 수 | 상태 MB |"),
               "|---|---|---:|---:|---|---:|---:|---:|---:|---:|"]
     edge = tr(" (edge)", " (격자 끝)")
@@ -389,33 +393,3 @@ def report_markdown(results: dict) -> str:
         text += "\n\n" + "\n".join(f"- {line}" for line in conclusion(results, "ko"))
         text += "\n\nEvery run of the study:\n\n" + seed_table(results)
     return text + "\n"
-
-
-def readme_section(results: dict) -> str:
-    """The README's capstone section body, generated from the committed results (a test keeps the
-    README equal to it)."""
-    cfg = results["config"]
-    head = (f"`make compare` ran {results['finished_runs']} training runs in {results['wall_seconds'] / 60:.1f} min on "
-            f"{results['device']} (torch {results['torch']}), {cfg['vocab']} vocabulary "
-            f"of {results['vocab_size']:,} ids; every curve of every seed is in `results/capstone_{cfg['vocab']}.json`. "
-            "Learning rates: each searched on study seed 0 on a grid a factor of "
-            f"{cfg['search_factor']:g} apart that extends itself until the best point has a worse neighbour on both "
-            "sides; \"lr a / b\" is the hybrid's Muon / AdamW learning rate. Target: the median of AdamW's lowest "
-            "held-out losses in that cell.")
-    en = "\n".join(f"- {line}" for line in conclusion(results, "en"))
-    ko = "\n".join(f"- {line}" for line in conclusion(results, "ko"))
-    return f"{head}\n\n{results_table(results)}\n\n{en}\n\n{ko}"
-
-
-README_BEGIN = "<!-- capstone results: generated by `python -m course_lib.capstone --update-readme`; do not edit by hand -->"
-README_END = "<!-- end of capstone results -->"
-
-
-def replace_readme_section(readme: str, results: dict) -> str:
-    """``readme`` with the text between the two markers replaced by ``readme_section(results)``."""
-    if README_BEGIN not in readme or README_END not in readme:
-        raise ValueError("the README lacks the capstone markers; put these two lines where the results go:\n"
-                         f"{README_BEGIN}\n{README_END}")
-    head, rest = readme.split(README_BEGIN, 1)
-    _, tail = rest.split(README_END, 1)
-    return f"{head}{README_BEGIN}\n{readme_section(results)}\n{README_END}{tail}"

@@ -1,7 +1,7 @@
 """How the capstone trains: one run, a learning-rate search that brackets its optimum, the seeds of
 the study, and the one-run-per-optimizer comparison of notebook 10.
 
-Every finished run goes into the results file at once (``course_lib.results``), so an interrupted
+Every finished run goes into the results file at once (``results_io.ResultsFile``), so an interrupted
 ``make compare`` continues where it stopped.
 """
 
@@ -10,23 +10,23 @@ from __future__ import annotations
 import math
 import os
 import signal
-import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
-from ..checkpoint import SeekableBatchStream, set_rng_state, save_checkpoint
-from ..distributed import (DistContext, barrier, device_peak_flops, plan_batches, replicas_identical, wrap_model)
+from ..checkpoint import save_checkpoint, set_rng_state
+from ..compute import device_peak_flops, memory_report, mfu, transformer_flops_per_token
+from ..data import SeekableBatchStream
+from ..distributed import DistContext, barrier, plan_batches, replicas_identical, wrap_model
 from ..i18n import tr
-from ..optim import optimizer_state_bytes
 from ..precision import autocast_dtype_for
-from ..results import ResultsFile
 from ..runtime import describe_device, pick_device
-from ..train import ScaleOut, TrainResult, check_finite_weights, train
+from ..train import StepPlan, TrainResult, validate_finite_weights, train
 from ..validate import require_number
 from .experiment import (LABELS, STUDY_CELLS, CapstoneConfig, build_model, cell_run_config, make_optimizer,
                          make_scheduler, model_config, parameter_count, prepare_data)
+from .results_io import ResultsFile
 
 
 def run_one(config: CapstoneConfig, train_set, optimizer_name: str, lr: float | None = None, val_set=None,
@@ -71,7 +71,7 @@ def run_one(config: CapstoneConfig, train_set, optimizer_name: str, lr: float | 
              "world_size": ctx.world_size, "checkpoint_every": checkpoint_every}
 
     def save(step, res):
-        check_finite_weights(raw, step, name)  # never replace a good checkpoint by one holding NaN
+        validate_finite_weights(raw, step, name)  # never replace a good checkpoint by one holding NaN
         if ctx.is_main:
             save_checkpoint(checkpoint_path, model=raw, optimizer=optimizer, scheduler=scheduler, step=step,
                             stream=stream, result=res, extra=extra)
@@ -83,11 +83,11 @@ def run_one(config: CapstoneConfig, train_set, optimizer_name: str, lr: float | 
             barrier(ctx)  # every rank has finished the step; then all die together
             os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
 
-    scale = ScaleOut(accum_steps=accum_steps, dist_context=ctx if ctx.enabled else None,
-                     autocast_dtype=autocast_dtype_for(device, config.precision))
+    plan = StepPlan(accum_steps=accum_steps, dist_context=ctx if ctx.enabled else None,
+                    autocast_dtype=autocast_dtype_for(device, config.precision))
     result = train(model, optimizer, stream, config.steps, clip_norm=config.clip_norm, scheduler=scheduler,
                    val_dataset=val_set, eval_every=config.eval_every if val_set is not None else 0, device=device,
-                   progress=progress, name=name, result=result, on_step=on_step, scale=scale)
+                   progress=progress, name=name, result=result, on_step=on_step, plan=plan)
     if checkpoint_path is not None and (not checkpoint_every or config.steps % checkpoint_every):
         save(config.steps, result)
     if not replicas_identical(raw, ctx):
@@ -95,29 +95,6 @@ def run_one(config: CapstoneConfig, train_set, optimizer_name: str, lr: float | 
     if info is not None:
         info.update(memory_report(raw, optimizer, device))
     return result
-
-
-def memory_report(model, optimizer, device) -> dict:
-    """What a run held in memory. ``state_mb``: weights + gradients + optimizer state, counted
-    exactly from the tensors (where AdamW's two moments and Muon's one show). ``peak_mb``: on CUDA the
-    peak allocated during the run; on a CPU the peak resident size of the whole process so far
-    (the operating system keeps no per-run peak), None where the platform does not report it."""
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    state = 2 * weights + optimizer_state_bytes(optimizer)
-    peak, peak_kind = None, "not reported on this platform"
-    device = torch.device(device)
-    if device.type == "cuda":
-        peak, peak_kind = torch.cuda.max_memory_allocated(device) / 2**20, "CUDA peak allocated in this run"
-    else:
-        try:
-            import resource
-
-            scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
-            peak_kind = "peak resident size of the process so far"
-        except ImportError:  # Windows
-            pass
-    return {"state_mb": state / 2**20, "peak_mb": peak, "peak_kind": peak_kind}
 
 
 def summarize_run(result: TrainResult, window: int) -> dict:
@@ -320,15 +297,14 @@ def fit_batch_to_data(config: CapstoneConfig, train_sequences: int, world_size: 
 
 def throughput(config: CapstoneConfig, vocab_size: int, result: TrainResult, device, world_size: int = 1) -> dict:
     """tokens/s (all processes together) and MFU against the device's bf16 peak (None if unknown).
-    FLOPs per token: 6 x the matmul weights + 12 x layers x context x width for attention."""
-    from ..stability import transformer_flops_per_token
-
+    FLOPs per token: ``compute.transformer_flops_per_token`` (6 x the matmul weights + 12 x layers x
+    context x width for attention)."""
     flops = transformer_flops_per_token(model_config(config, vocab_size), config.seq_len)
     peak, peak_label = device_peak_flops(torch.device(device))
     achieved = result.tokens_per_s * flops["total"]
     return {"tokens_per_s": result.tokens_per_s, "flops_per_token": flops["total"], "achieved_flops": achieved,
             "peak_flops_per_device": peak, "peak": peak_label, "world_size": world_size,
-            "mfu": achieved / (peak * world_size) if peak else None}
+            "mfu": mfu(result.tokens_per_s, flops["total"], peak * world_size) if peak else None}
 
 
 def record_run(config, vocab_size, result: TrainResult, device, ctx: DistContext, out, opt, log=print,
@@ -365,8 +341,10 @@ def run_pair(config: CapstoneConfig, optimizers=("torch_adamw", "muon"), device=
     log = log if ctx.is_main else (lambda *a, **k: None)
     data = prepare_data(config)
     config = fit_batch_to_data(config, len(data.train), ctx.world_size, log)
-    micro, accum = plan_batches(config.batch_size, ctx.world_size, max_micro_batch=config.max_micro_batch or config.batch_size)
-    dtype, n_params = autocast_dtype_for(device, config.precision) or torch.float32, parameter_count(config, data.vocab_size)
+    micro, accum = plan_batches(config.batch_size, ctx.world_size,
+                                max_micro_batch=config.max_micro_batch or config.batch_size)
+    dtype = autocast_dtype_for(device, config.precision) or torch.float32
+    n_params = parameter_count(config, data.vocab_size)
     log(tr(f"device: {describe_device(device)} x {ctx.world_size} process(es) | precision: {dtype} | "
            f"parameters: {n_params:,} | vocabulary: {config.vocab} ({data.vocab_size:,} ids)",
            f"장치: {describe_device(device)} x 프로세스 {ctx.world_size}개 | 정밀도: {dtype} | "
