@@ -23,10 +23,10 @@ def readme_section(results: dict) -> str:
             f"{results['device']} (torch {results['torch']}), {cfg['vocab']} vocabulary "
             f"of {results['vocab_size']:,} ids; every curve of every seed is in "
             f"`results/capstone_{cfg['vocab']}.json`. "
-            "Learning rates: each searched on study seed 0 on a grid a factor of "
-            f"{cfg['search_factor']:g} apart that extends itself until the best point has a worse neighbour on both "
-            "sides; \"lr a / b\" is the hybrid's Muon / AdamW learning rate. Target: the median of AdamW's lowest "
-            "held-out losses in that cell.")
+            f"Learning rates: each searched on tuning seed {cfg.get('tuning_seed', 0)} (never reported) on a grid a "
+            f"factor of {cfg['search_factor']:g} apart that extends itself until the best point has a worse neighbour "
+            "on both sides; then every reported seed runs at that rate. \"lr a / b\" is the Muon / AdamW learning "
+            "rate of a hybrid. Target: the median of AdamW's lowest held-out losses in that condition.")
     en = "\n".join(f"- {line}" for line in conclusion(results, "en"))
     ko = "\n".join(f"- {line}" for line in conclusion(results, "ko"))
     return f"{head}\n\n{results_table(results)}\n\n{en}\n\n{ko}"

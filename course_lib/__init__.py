@@ -2,6 +2,7 @@
 
     module        what it holds                                                    notebooks
     data          token resource, tokenizer, compact vocabulary, sequences, batches  00-08, capstone
+    baselines     unigram and bigram count tables: the held-out loss to beat         09
     models        a Llama-style decoder (RMSNorm, RoPE, GQA attention, SwiGLU)     00-05, 07, 08, 10
     losses        the fused linear + cross-entropy loss the model trains with      (models)
     optim         AdamW, Muon, the Muon + AdamW hybrid, Lion; build_optimizer      00-04, 09

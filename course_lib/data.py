@@ -142,6 +142,20 @@ def split_tokens(tokens: torch.Tensor, val_fraction: float = 0.1) -> tuple[torch
     return tokens[:cut], tokens[cut:]
 
 
+def split_at_document(tokens: torch.Tensor, document_starts, val_fraction: float = 0.1):
+    """Like ``split_tokens``, but cut where a document starts (the last start at or before the
+    ``1 - val_fraction`` point), so no document is split between training and held-out text and the
+    held-out part is at least ``val_fraction``. Returns (train, held_out, held-out document count)."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    target = tokens.numel() - int(round(tokens.numel() * val_fraction))
+    starts = sorted(int(s) for s in document_starts if 0 < int(s) <= target)
+    if not starts:
+        raise ValueError(f"no document starts inside the first {target:,} tokens; use split_tokens")
+    cut = starts[-1]
+    return tokens[:cut], tokens[cut:], sum(1 for s in document_starts if int(s) >= cut)
+
+
 class VocabMap:
     """Vocabulary compaction: map the ids that occur in the data to 0..K-1 and back.
 

@@ -9,10 +9,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..checkpoint import load_checkpoint
+from ..data import FULL_VOCAB_SIZE
 from ..distributed import DistContext, barrier, close_distributed, init_distributed
 from ..i18n import tr
 from ..runtime import validate_device, pick_device, quick_mode
-from .experiment import CapstoneConfig, prepare_data
+from .experiment import CapstoneConfig, parameter_count, prepare_data
 from .figures import plot_capstone, plot_runs
 from .report import report_markdown
 from .results_io import validate_output_folder
@@ -59,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--preset", choices=("gpt2-small",), help="GPT-2 small scale (GPU): 12 layers, width 768, "
                        "context 1024, batch 480, warmup + cosine; AdamW vs hybrid Muon")
     scale.add_argument("--smoke", action="store_true", help="with --preset: 2 tiny steps, allowed on a CPU")
+    scale.add_argument("--tie-embeddings", action="store_true",
+                       help="one matrix for the embedding and the LM head, as GPT-2 ties them (default: two "
+                            "untied matrices, as Llama 3 8B and larger have)")
     scale.add_argument("--tokens", type=Path, default=None, help="another token dataset saved like the course's")
     scale.add_argument("--batch-size", type=_int_at_least(1), default=None,
                        help="global batch (sequences per optimizer step)")
@@ -89,6 +93,8 @@ def config_from_args(args) -> CapstoneConfig:
         changes["tokens_path"] = str(args.tokens)
     if args.compile:
         changes["compile"] = True
+    if args.tie_embeddings:
+        changes["tie_embeddings"] = True
     if "steps" in changes and config.warmup_steps > changes["steps"]:
         changes["warmup_steps"] = max(0, changes["steps"] // 20)
     return replace(config, **changes)
@@ -113,12 +119,18 @@ def main(argv=None) -> int:
     except (TypeError, ValueError) as err:
         parser.error(str(err))
     if args.preset and device.type != "cuda" and not args.smoke:
-        parser.error(tr(f"--preset {args.preset} trains a model of about 100M parameters on 1,024-token sequences: "
-                        f"it needs a GPU (this process sees {device.type}). Run `--preset {args.preset} --smoke` "
-                        "to check that it starts on this machine.",
-                        f"--preset {args.preset}는 매개변수 약 1억 개짜리 모델을 1,024토큰 시퀀스로 학습하므로 GPU가 "
-                        f"필요합니다(이 프로세스에는 {device.type}만 보입니다). 이 컴퓨터에서 시작되는지만 확인하려면 "
-                        f"`--preset {args.preset} --smoke`로 실행하세요."))
+        shape = config or CapstoneConfig.gpt2_small()
+        # The most it can have: a large token file uses nearly all of the full vocabulary (built on the meta device).
+        n = parameter_count(replace(shape, vocab="full"), FULL_VOCAB_SIZE) / 1e6
+        tied = tr("tied", "묶음") if shape.tie_embeddings else tr("untied", "묶지 않음")
+        parser.error(tr(f"--preset {args.preset} trains a model of up to {n:.0f}M parameters ({FULL_VOCAB_SIZE:,}-id "
+                        f"vocabulary, embedding and LM head {tied}) on {shape.seq_len:,}-token sequences: it needs a "
+                        f"GPU (this process sees {device.type}). Run `--preset {args.preset} --smoke` to check that "
+                        "it starts on this machine.",
+                        f"--preset {args.preset}는 매개변수가 최대 {n:.0f}M개(어휘 id "
+                        f"{FULL_VOCAB_SIZE:,}개, 임베딩과 LM 헤드 {tied})인 모델을 {shape.seq_len:,}토큰 "
+                        f"시퀀스로 학습하므로 GPU가 필요합니다(이 프로세스에는 {device.type}만 보입니다). "
+                        f"이 컴퓨터에서 시작되는지만 확인하려면 `--preset {args.preset} --smoke`로 실행하세요."))
     ctx, device = init_distributed(device)
     try:
         if ctx.is_main:

@@ -1,4 +1,4 @@
-"""What the capstone runs: its settings, data, model, optimizers and the cells of the study.
+"""What the capstone runs: its settings, data, model, optimizers and the conditions of the study.
 
 Nothing here trains; ``runner.py`` does. Every run is fully determined by a ``CapstoneConfig``, an
 optimizer name, a learning rate and a study seed.
@@ -11,55 +11,65 @@ from pathlib import Path
 
 import torch
 
-from ..data import FULL_VOCAB_SIZE, TokenChunkDataset, VocabMap, load_token_resource, split_tokens
+from ..data import (FULL_VOCAB_SIZE, TokenChunkDataset, VocabMap, load_token_resource, split_at_document,
+                    split_tokens)
 from ..models import TransformerConfig, TransformerForCausalLM
-from ..optim import build_optimizer
+from ..optim import MuonWithAdamW, build_optimizer, split_params_for_muon
 from ..precision import autocast_dtype_for
 from ..runtime import seed_everything
 from ..validate import require_number
 
-# Display names of the optimizers (study keys, as in the results files, on the left; muon_all_rms is muon_all with
-# torch.optim.Muon's adjust_lr_fn="match_rms_adamw").
-LABELS = {"torch_adamw": "AdamW", "adamw": "AdamW", "muon": "Muon hybrid", "muon_all": "Muon everywhere (original)",
-          "muon_all_rms": "Muon everywhere (match_rms_adamw)"}
-# The build_optimizer name (the class) behind each study key.
+# Display names of the optimizers (study keys, as in the results files, on the left).
+LABELS = {"torch_adamw": "AdamW", "adamw": "AdamW", "muon": "Muon hybrid",
+          "muon_adamw_searched": "Muon hybrid, AdamW part searched",
+          "muon_vocab": "Muon on the vocabulary matrices only", "muon_no_ns": "Muon hybrid without Newton–Schulz",
+          "muon_all": "Muon everywhere"}
+# The build_optimizer name (the class) behind each study key; the ablations build MuonWithAdamW's groups
+# themselves (``make_optimizer``).
 OPTIMIZER_CLASS_NAMES = {"torch_adamw": "torch.optim.AdamW", "adamw": "AdamW", "muon": "MuonWithAdamW",
-                         "muon_all": "Muon", "muon_all_rms": "Muon"}
-STUDY_OPTIMIZERS = ("torch_adamw", "muon", "muon_all", "muon_all_rms")
+                         "muon_adamw_searched": "MuonWithAdamW", "muon_vocab": "MuonWithAdamW",
+                         "muon_no_ns": "MuonWithAdamW", "muon_all": "Muon"}
+# What each ablation changes in the hybrid, and which learning rate its search moves.
+ABLATIONS = ("muon_adamw_searched", "muon_vocab", "muon_no_ns")
+HYBRIDS = ("muon", *ABLATIONS)  # Muon on some matrices, AdamW on the rest
 SCHEDULES = ("constant", "warmup_cosine")
-REGIMES = ("one_pass", "three_pass")
 
 
 @dataclass(frozen=True)
-class Cell:
-    """One comparison of the study: a data regime, an LR schedule and the optimizers compared.
-
-    ``one_pass``: one pass over the training split (every sequence seen once: learning).
-    ``three_pass``: the original notebook's 200 steps, about 3.6 passes over the training split (memorising)."""
+class Condition:
+    """One condition of the study: how many passes over the training split each run makes, its LR
+    schedule and the optimizers compared. Every run is scored by its lowest held-out loss, so a run of
+    several passes is early-stopped on held-out text."""
 
     name: str
-    regime: str
+    passes: int
     schedule: str
     optimizers: tuple
 
 
-# The held-out study. Muon everywhere (both shape rules) only in the main cell: its 16,925 x 128
-# embedding and head make it the slowest optimizer, and the budget (make compare <= 30 min on 2 CPU
-# cores) pays for four optimizers x 5 seeds once.
-STUDY_CELLS = (
-    Cell("one_pass_constant", "one_pass", "constant", STUDY_OPTIMIZERS),
-    Cell("one_pass_cosine", "one_pass", "warmup_cosine", ("torch_adamw", "muon")),
-    Cell("three_pass_constant", "three_pass", "constant", ("torch_adamw", "muon")),
+# The held-out study (the results files keep the key "cells" for it).
+# - one_pass_constant: every training sequence seen once; AdamW, the hybrid, Muon everywhere and three
+#   ablations that locate Muon everywhere's gain (ABLATIONS).
+# - two_pass_constant: a regime beyond the bigram table: two passes, early-stopped on held-out text (a
+#   third pass made Muon everywhere's held-out loss rise again in the search that chose this regime).
+# The budget (make compare <= 30 min on 2 CPU cores) pays for these; the earlier warmup + cosine
+# condition, the 200-step condition and the second shape rule of Muon everywhere were dropped.
+STUDY_CONDITIONS = (
+    Condition("one_pass_constant", 1, "constant", ("torch_adamw", "muon", *ABLATIONS, "muon_all")),
+    Condition("two_pass_constant", 2, "constant", ("torch_adamw", "muon", "muon_all")),
 )
 
 # Where each learning-rate search starts (three points a factor of 2 apart around the centre). The
 # centres only decide how many runs a search needs: a search whose best point is at an edge of its
-# grid extends the grid until the best point has a neighbour on both sides. They are the optima of an
-# earlier full run (the hybrid under warmup + cosine started at 1e-2 there and extended itself to 8e-2).
+# grid extends the grid until the best point has a neighbour on both sides. They come from an earlier
+# full run and from the search that chose the two-pass regime (on study seed 100). ``muon_adamw_searched``
+# searches the AdamW part (Muon at the hybrid's tuned LR); ``muon_no_ns`` moves each matrix by lr x (a
+# unit-Frobenius matrix), about sqrt(128) = 11 times less per entry than an orthogonalized 128-column
+# update, hence its larger centre.
 LR_CENTRES = {
-    "one_pass_constant": {"torch_adamw": 2e-3, "muon": 1e-2, "muon_all": 2e-2, "muon_all_rms": 8e-3},
-    "one_pass_cosine": {"torch_adamw": 4e-3, "muon": 8e-2},
-    "three_pass_constant": {"torch_adamw": 1e-3, "muon": 5e-3},
+    "one_pass_constant": {"torch_adamw": 2e-3, "muon": 1e-2, "muon_adamw_searched": 8e-3, "muon_vocab": 2e-2,
+                          "muon_no_ns": 1e-1, "muon_all": 2e-2},
+    "two_pass_constant": {"torch_adamw": 2e-3, "muon": 1e-2, "muon_all": 2e-2},
 }
 
 
@@ -76,6 +86,7 @@ class CapstoneConfig:
     num_attention_heads: int = 4
     num_key_value_heads: int = 2
     attn_implementation: str = "eager"
+    tie_embeddings: bool = False  # one vocabulary matrix for the embedding and the LM head (GPT-2's choice)
     model_seed: int = 1234
     data_seed: int = 2024
     clip_norm: float = 1.0
@@ -89,13 +100,14 @@ class CapstoneConfig:
     # The held-out study.
     val_fraction: float = 0.1
     eval_every: int = 20  # three-pass runs
-    one_pass_eval_every: int = 8
-    seeds: int = 5  # study seed s: model_seed + s and data_seed + s (initialisation and batch order)
+    study_eval_every: int = 11  # every run of the study (5 times a pass)
+    seeds: int = 5  # evaluated study seeds 1..seeds: model_seed + s and data_seed + s (initialisation, batch order)
+    tuning_seed: int = 0  # the learning rates are searched on this study seed, which no table reports
     lr_centres: dict = field(default_factory=lambda: {c: dict(v) for c, v in LR_CENTRES.items()})
     search_factor: float = 2.0
     search_start_points: int = 3  # the centre and its neighbours (2: the centre and the next one up)
     search_max_points: int = 6
-    warmup_fraction: float = 0.1  # warmup_cosine cells: warmup steps = this x steps, then cosine
+    warmup_fraction: float = 0.1  # warmup_cosine conditions: warmup steps = this x steps, then cosine
     max_train_sequences: int | None = None  # quick mode: a smaller training split, same passes
     # Scaling up (notebook 10). The defaults keep the original single-process run exactly as it was.
     attention_dropout: float = 0.0
@@ -104,7 +116,7 @@ class CapstoneConfig:
     warmup_steps: int = 0
     min_lr_ratio: float = 0.1
     hybrid_adamw_lr: float | None = None  # AdamW part of the hybrid; None: adamw_lr
-    muon_weight_decay: float | None = None  # both groups of the Muon runs; None: weight_decay
+    muon_weight_decay: float | None = None  # both groups of the Muon runs (hybrids too); None: weight_decay
     precision: str = "auto"  # "auto" (bf16 autocast on CUDA, fp32 elsewhere), "bf16" or "fp32"
     compile: bool = False  # torch.compile the model (GPU; slow to start on a CPU)
     tokens_path: str | None = None  # another token dataset saved like the course's (datasets folder)
@@ -117,12 +129,12 @@ class CapstoneConfig:
         if self.vocab not in ("compact", "full"):
             raise ValueError(f"vocab must be 'compact' or 'full', got {self.vocab!r}")
         for name in ("steps", "batch_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-                     "num_attention_heads", "num_key_value_heads", "window", "one_pass_eval_every", "seeds"):
+                     "num_attention_heads", "num_key_value_heads", "window", "study_eval_every", "seeds"):
             require_number(name, getattr(self, name), at_least=1, integer=True)
         require_number("search_start_points", self.search_start_points, at_least=2, at_most=3, integer=True)
         require_number("search_max_points", self.search_max_points, at_least=self.search_start_points, integer=True,
                        hint="at least search_start_points")
-        for name in ("model_seed", "data_seed", "eval_every", "warmup_steps"):
+        for name in ("model_seed", "data_seed", "eval_every", "warmup_steps", "tuning_seed"):
             require_number(name, getattr(self, name), at_least=0, integer=True)
         require_number("seq_len", self.seq_len, at_least=2, integer=True)
         for name in ("adamw_lr", "muon_lr", "clip_norm", "weight_decay"):
@@ -140,14 +152,14 @@ class CapstoneConfig:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {self.betas!r}")
         for i, beta in enumerate(self.betas):
             require_number(f"betas[{i}]", beta, at_least=0.0, below=1.0)
-        for cell in STUDY_CELLS:
-            centres = self.lr_centres.get(cell.name, {})
-            missing = [opt for opt in cell.optimizers if opt not in centres]
+        for cond in STUDY_CONDITIONS:
+            centres = self.lr_centres.get(cond.name, {})
+            missing = [opt for opt in cond.optimizers if opt not in centres]
             if missing:
-                raise ValueError(f"lr_centres[{cell.name!r}] has no starting learning rate for {missing}; "
-                                 f"give one per optimizer, e.g. {LR_CENTRES[cell.name]}")
-            for opt in cell.optimizers:
-                require_number(f"lr_centres[{cell.name!r}][{opt!r}]", centres[opt], above=0.0)
+                raise ValueError(f"lr_centres[{cond.name!r}] has no starting learning rate for {missing}; "
+                                 f"give one per optimizer, e.g. {LR_CENTRES[cond.name]}")
+            for opt in cond.optimizers:
+                require_number(f"lr_centres[{cond.name!r}][{opt!r}]", centres[opt], above=0.0)
         if self.lr_schedule not in SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {SCHEDULES}, got {self.lr_schedule!r}")
         if self.warmup_steps > self.steps:
@@ -160,13 +172,19 @@ class CapstoneConfig:
 
     @classmethod
     def gpt2_small(cls, **overrides) -> CapstoneConfig:
-        """GPT-2 small's shape (12 layers, 12 heads, width 768, context 1024) in the course's
-        Llama-style model (SwiGLU width 2048 gives GPT-2's 7.1M weights per layer; RoPE instead of
-        learned positions), as in Keller Jordan's modded-nanogpt and the Muon blog post's GPT-2 runs;
-        global batch 480 sequences (32 x 15 accumulation on one GPU); AdamW lr 6e-4, wd 0.1, betas
-        (0.9, 0.95); hybrid: Muon lr 0.02, momentum 0.95 on hidden matrices, AdamW lr 3e-4 on the rest,
-        no weight decay in the Muon run; 2,000 warmup steps then cosine to 10%; bf16 autocast and SDPA
-        attention on GPUs. Meant for about 20B tokens of OpenWebText: pass ``tokens_path``."""
+        """GPT-2 small's shape (12 layers, 12 heads, width 768, context 1024) in the course's Llama-style model
+        (SwiGLU width 2048 gives GPT-2's 7.1M weights per layer; RoPE instead of learned positions), with the
+        settings of the GPT-2-small AdamW-vs-Muon run in the notes the course started from: global batch 480
+        sequences (32 x 15 accumulation on one GPU); AdamW lr 6e-4, wd 0.1, betas (0.9, 0.95); hybrid: Muon lr
+        0.02, momentum 0.95 on the hidden matrices, AdamW lr 3e-4 on the rest, no weight decay in either group;
+        2,000 warmup steps then cosine to 10%; bf16 autocast and SDPA attention on GPUs.
+
+        Not GPT-2 small's size: the vocabulary is the Llama 3 tokenizer's and the embedding and LM head are
+        untied unless ``tie_embeddings=True``. With the full 128,256-id vocabulary (what a large token file
+        uses) that is 282.0M parameters untied and 183.5M tied (GPT-2 small: 124.4M, one tied 50,257 x 768
+        matrix); see ``parameter_count``. Meant for a token file of billions of tokens (``tokens_path``); the
+        original run saw about 20B GPT-2 tokens of OpenWebText, and token counts and losses do not transfer
+        between tokenizers."""
         base = dict(seq_len=1024, batch_size=480, steps=40_000, hidden_size=768, intermediate_size=2048,
                     num_hidden_layers=12, num_attention_heads=12, num_key_value_heads=12,
                     attn_implementation="sdpa", adamw_lr=6e-4, weight_decay=0.1, betas=(0.9, 0.95),
@@ -187,7 +205,7 @@ class CapstoneConfig:
         """Settings for tests: every code path of the full run, in seconds. Shorter sequences and a
         training split of 32 sequences (4 steps per pass), 2 seeds, searches that start with 2 points and
         extend once."""
-        base = dict(steps=12, seq_len=32, batch_size=8, eval_every=6, one_pass_eval_every=2, seeds=2,
+        base = dict(steps=12, seq_len=32, batch_size=8, eval_every=6, study_eval_every=2, seeds=2,
                     max_train_sequences=32, max_eval_sequences=16, search_start_points=2, search_max_points=3,
                     window=3)
         return cls(**{**base, **overrides})
@@ -196,17 +214,20 @@ class CapstoneConfig:
 @dataclass
 class CapstoneData:
     train_all: TokenChunkDataset  # all tokens (seed replica)
-    train: TokenChunkDataset  # first 90%
-    val: TokenChunkDataset  # last 10%
+    train: TokenChunkDataset  # the documents before the cut (about 90%)
+    val: TokenChunkDataset  # the documents after it: none is split between the two
     vocab_size: int
     vocab_map: VocabMap | None = field(default=None, repr=False)
+    held_out_documents: int | None = None  # None for a token file without document starts
 
 
-def load_tokens(path=None) -> torch.Tensor:
-    """The course's 128k tokens, or the flat ``input_ids`` of another dataset saved the same way
-    (``datasets.Dataset.save_to_disk`` of one row whose ``input_ids`` is the whole token stream)."""
+def load_tokens(path=None) -> tuple[torch.Tensor, list | None]:
+    """The course's 128k tokens and where each document starts, or the flat ``input_ids`` of another
+    dataset saved the same way (``datasets.Dataset.save_to_disk`` of one row whose ``input_ids`` is the
+    whole token stream; its ``document_starts``, if it has them)."""
     if path is None:
-        return load_token_resource().tokens
+        resource = load_token_resource()
+        return resource.tokens, resource.document_starts
     from datasets import load_from_disk
 
     path = Path(path)
@@ -215,18 +236,26 @@ def load_tokens(path=None) -> torch.Tensor:
     ds = load_from_disk(str(path)).with_format("numpy")
     if "input_ids" not in ds.column_names:
         raise ValueError(f"{path} has columns {ds.column_names}; expected 'input_ids' (like the course's resource)")
-    return torch.cat([torch.from_numpy(row["input_ids"].astype("int64")).reshape(-1) for row in ds])
+    tokens = torch.cat([torch.from_numpy(row["input_ids"].astype("int64")).reshape(-1) for row in ds])
+    starts = ds[0]["document_starts"].tolist() if len(ds) == 1 and "document_starts" in ds.column_names else None
+    return tokens, starts
 
 
 def prepare_data(config: CapstoneConfig) -> CapstoneData:
-    tokens = load_tokens(config.tokens_path)
+    """The replica's sequences (all tokens) and the study's split: the held-out part starts where a
+    document starts (``split_at_document``), so no document is seen in part during training."""
+    tokens, starts = load_tokens(config.tokens_path)
     vocab_map = None
     vocab_size = FULL_VOCAB_SIZE
     if config.vocab == "compact":
         vocab_map = VocabMap.from_tokens(tokens)
         tokens = vocab_map.to_compact(tokens)
         vocab_size = vocab_map.size
-    train_tokens, val_tokens = split_tokens(tokens, config.val_fraction)
+    held_out_documents = None
+    if starts and config.val_fraction > 0:
+        train_tokens, val_tokens, held_out_documents = split_at_document(tokens, starts, config.val_fraction)
+    else:
+        train_tokens, val_tokens = split_tokens(tokens, config.val_fraction)
     if config.max_train_sequences is not None:
         train_tokens = train_tokens[: config.max_train_sequences * config.seq_len]
     if config.max_eval_sequences is not None:
@@ -237,6 +266,7 @@ def prepare_data(config: CapstoneConfig) -> CapstoneData:
         val=TokenChunkDataset(val_tokens, config.seq_len, vocab_size),
         vocab_size=vocab_size,
         vocab_map=vocab_map,
+        held_out_documents=held_out_documents,
     )
 
 
@@ -251,6 +281,7 @@ def model_config(config: CapstoneConfig, vocab_size: int) -> TransformerConfig:
         max_position_embeddings=config.seq_len,
         attn_implementation=config.attn_implementation,
         attention_dropout=config.attention_dropout,
+        tie_word_embeddings=config.tie_embeddings,
     )
 
 
@@ -260,6 +291,17 @@ def parameter_count(config: CapstoneConfig, vocab_size: int) -> int:
         return TransformerForCausalLM(model_config(config, vocab_size)).num_parameters()
 
 
+def parameter_groups(config: CapstoneConfig, vocab_size: int) -> dict:
+    """How many parameters sit in each group the optimizers treat differently (built on the meta device):
+    the vocabulary matrices (embedding and LM head), the hidden matrices of the blocks, and the 1-D norm gains."""
+    with torch.device("meta"):
+        model = TransformerForCausalLM(model_config(config, vocab_size))
+    hidden, rest = split_params_for_muon(model)
+    return {"vocabulary": sum(p.numel() for p in rest if p.ndim == 2), "hidden": sum(p.numel() for p in hidden),
+            "norms": sum(p.numel() for p in rest if p.ndim < 2),
+            "hidden_shapes": sorted({tuple(p.shape) for p in hidden})}
+
+
 def build_model(config: CapstoneConfig, vocab_size: int, device=None) -> TransformerForCausalLM:
     """The capstone model, initialised from ``model_seed`` (so every optimizer starts identically)."""
     seed_everything(config.model_seed)
@@ -267,37 +309,46 @@ def build_model(config: CapstoneConfig, vocab_size: int, device=None) -> Transfo
 
 
 def make_optimizer(config: CapstoneConfig, model, optimizer_name: str, lr: float | None = None, device=None):
-    """The optimizer of one run, with the config's settings; returns (optimizer, lr).
+    """The optimizer of one run, with the config's settings; returns (optimizer, lr), ``lr`` being the
+    learning rate a search moves.
 
-    torch.optim.AdamW uses its fused kernel (one pass over memory for the whole update) on CPUs and
-    CUDA GPUs: on the full 128,256-id vocabulary it steps about 6x faster than foreach on a CPU
-    (benchmarks/). On CUDA, Muon's Newton–Schulz runs in bf16 (as torch.optim.Muon does); the
-    course's own AdamW is foreach (one kernel per operation for all tensors) everywhere."""
+    - ``torch_adamw`` / ``adamw``: torch's / the course's AdamW at ``lr``.
+    - ``muon``: the hybrid, Muon at ``lr`` on the hidden matrices, AdamW at ``hybrid_adamw_lr`` on the rest.
+    - ``muon_all``: Muon at ``lr`` on every parameter.
+    - ablations of the hybrid (MuonWithAdamW with its groups set here): ``muon_adamw_searched``: Muon at
+      ``muon_lr``, the AdamW part at ``lr``; ``muon_vocab``: Muon at ``lr`` on the embedding and LM head
+      only, AdamW at ``hybrid_adamw_lr`` on the rest; ``muon_no_ns``: the hybrid with ``ns_steps=0``,
+      so each hidden matrix moves along its Nesterov momentum divided by its Frobenius norm (normalized,
+      not orthogonalized) at ``lr``.
+
+    torch.optim.AdamW uses its fused kernel on CPUs and CUDA GPUs (about 6x faster than foreach on the
+    full vocabulary on a CPU, benchmarks/). Newton–Schulz runs in bf16 on CUDA (as torch.optim.Muon
+    does) and in fp32 elsewhere (CPUs without native bf16 matmuls are faster, and more exact, in fp32)."""
     device_type = torch.device(device or "cpu").type
+    adamw = dict(betas=config.betas, weight_decay=config.weight_decay)
     if optimizer_name in ("adamw", "torch_adamw"):
         lr = config.adamw_lr if lr is None else lr
-        fused = optimizer_name == "torch_adamw" and device_type in ("cpu", "cuda")
-        extra = dict(fused=True) if fused else {}
-        optimizer = build_optimizer(OPTIMIZER_CLASS_NAMES[optimizer_name], model, lr=lr, betas=config.betas,
-                                    weight_decay=config.weight_decay, **extra)
-    elif optimizer_name in ("muon", "muon_all", "muon_all_rms"):
-        lr = config.muon_lr if lr is None else lr
-        # Newton–Schulz in bf16 as torch.optim.Muon does on GPUs; CPUs without native bf16 matmuls
-        # are faster (and more exact) in fp32.
-        ns_dtype = torch.bfloat16 if device_type == "cuda" else torch.float32
-        wd = config.weight_decay if config.muon_weight_decay is None else config.muon_weight_decay
-        extra = {}
-        if optimizer_name == "muon":
-            extra = dict(adamw_lr=config.adamw_lr if config.hybrid_adamw_lr is None else config.hybrid_adamw_lr,
-                         betas=config.betas)
-        if optimizer_name == "muon_all_rms":
-            extra = dict(adjust_lr_fn="match_rms_adamw")
-        optimizer = build_optimizer(OPTIMIZER_CLASS_NAMES[optimizer_name], model, lr=lr,
-                                    momentum=config.momentum, weight_decay=wd, ns_dtype=ns_dtype, **extra)
-    else:
-        raise ValueError(f"Unknown optimizer {optimizer_name!r}; use torch_adamw, adamw, muon, muon_all or "
-                         "muon_all_rms")
-    return optimizer, lr
+        fused = dict(fused=True) if optimizer_name == "torch_adamw" and device_type in ("cpu", "cuda") else {}
+        return build_optimizer(OPTIMIZER_CLASS_NAMES[optimizer_name], model, lr=lr, **adamw, **fused), lr
+    if optimizer_name not in OPTIMIZER_CLASS_NAMES:
+        raise ValueError(f"Unknown optimizer {optimizer_name!r}; use one of {', '.join(OPTIMIZER_CLASS_NAMES)}")
+    default = config.adamw_lr if optimizer_name == "muon_adamw_searched" else config.muon_lr
+    lr = default if lr is None else lr
+    muon = dict(momentum=config.momentum, ns_dtype=torch.bfloat16 if device_type == "cuda" else torch.float32,
+                weight_decay=config.weight_decay if config.muon_weight_decay is None else config.muon_weight_decay)
+    if optimizer_name == "muon_all":
+        return build_optimizer("Muon", model, lr=lr, **muon), lr
+    adamw_lr = config.adamw_lr if config.hybrid_adamw_lr is None else config.hybrid_adamw_lr
+    adamw["weight_decay"] = muon["weight_decay"]  # a hybrid's AdamW part decays like its Muon part
+    hidden, rest = split_params_for_muon(model)
+    if optimizer_name == "muon_vocab":
+        hidden, rest = [p for p in rest if p.ndim == 2], hidden + [p for p in rest if p.ndim < 2]
+    muon_lr, ns_steps = lr, (0 if optimizer_name == "muon_no_ns" else 5)
+    if optimizer_name == "muon_adamw_searched":
+        muon_lr, adamw_lr = config.muon_lr, lr
+    groups = [dict(params=hidden, use_muon=True, lr=muon_lr, ns_steps=ns_steps, **muon),
+              dict(params=rest, use_muon=False, lr=adamw_lr, **adamw)]
+    return MuonWithAdamW(groups), lr
 
 
 def make_scheduler(config: CapstoneConfig, optimizer):
@@ -318,17 +369,27 @@ def steps_per_pass(config: CapstoneConfig, train_sequences: int) -> int:
     return train_sequences // config.batch_size
 
 
-def cell_run_config(config: CapstoneConfig, cell: Cell, seed: int, train_sequences: int,
-                    hybrid_adamw_lr: float | None = None) -> CapstoneConfig:
-    """The settings of one study run: the cell's steps, evaluation and schedule, and study seed
-    ``seed`` (0 is the original notebook's initialisation and batch order)."""
-    if cell.regime == "one_pass":
-        steps, every = steps_per_pass(config, train_sequences), config.one_pass_eval_every
-    elif cell.regime == "three_pass":
-        steps, every = config.steps, config.eval_every
-    else:
-        raise ValueError(f"unknown regime {cell.regime!r}; use one of {REGIMES}")
-    warmup = max(1, round(config.warmup_fraction * steps)) if cell.schedule == "warmup_cosine" else 0
-    return replace(config, steps=steps, eval_every=min(every, steps), lr_schedule=cell.schedule, warmup_steps=warmup,
-                   model_seed=config.model_seed + seed, data_seed=config.data_seed + seed,
-                   hybrid_adamw_lr=hybrid_adamw_lr)
+def condition_run_config(config: CapstoneConfig, condition: Condition, seed: int, train_sequences: int,
+                         hybrid_adamw_lr: float | None = None, muon_lr: float | None = None) -> CapstoneConfig:
+    """The settings of one study run: the condition's steps (its passes x steps per pass), schedule and
+    evaluation, and study seed ``seed`` (model_seed + seed, data_seed + seed: seed 0 is the original
+    notebook's initialisation and batch order). ``hybrid_adamw_lr`` and ``muon_lr``: the learning rates an
+    ablation holds fixed (see ``make_optimizer``)."""
+    if condition.schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {condition.schedule!r}; use one of {SCHEDULES}")
+    require_number("passes", condition.passes, at_least=1, integer=True)
+    steps = condition.passes * steps_per_pass(config, train_sequences)
+    warmup = max(1, round(config.warmup_fraction * steps)) if condition.schedule == "warmup_cosine" else 0
+    return replace(config, steps=steps, eval_every=min(config.study_eval_every, steps), lr_schedule=condition.schedule,
+                   warmup_steps=warmup, model_seed=config.model_seed + seed, data_seed=config.data_seed + seed,
+                   hybrid_adamw_lr=hybrid_adamw_lr, muon_lr=config.muon_lr if muon_lr is None else muon_lr)
+
+
+def evaluated_seeds(config: CapstoneConfig) -> tuple:
+    """The study seeds every table reports: the first ``seeds`` non-negative integers other than the tuning seed."""
+    seeds, s = [], 0
+    while len(seeds) < config.seeds:
+        if s != config.tuning_seed:
+            seeds.append(s)
+        s += 1
+    return tuple(seeds)

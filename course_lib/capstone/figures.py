@@ -1,5 +1,6 @@
-"""The capstone's figures: the replica of the original, every study cell with 95 % bands over seeds, the
-learning-rate searches and every seed's lowest held-out loss."""
+"""The capstone's figures: the replica of the original, every study condition with 95 % bands over seeds and
+the count-table baselines, the learning-rate searches, where the gain comes from, and every seed's lowest
+held-out loss."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import numpy as np
 
 from ..i18n import tr
 from ..plots import finish_figure, moving_average, plot_loss_curves, pyplot_for
-from .experiment import STUDY_CELLS
+from .experiment import STUDY_CONDITIONS
 from .report import label, mean_ci, seed_runs, study_summary
 
-COLOURS = {"torch_adamw": "C0", "muon": "C1", "muon_all": "C2", "muon_all_rms": "C3"}  # the same in every panel
+COLOURS = {"torch_adamw": "C0", "muon": "C1", "muon_all": "C2", "muon_adamw_searched": "C4", "muon_vocab": "C3",
+           "muon_no_ns": "C5"}  # the same in every panel
 
 
 def band(ax, steps, curves, label, color=None):
@@ -27,65 +29,120 @@ def band(ax, steps, curves, label, color=None):
     return line.get_color()
 
 
+def baseline_lines(ax, baselines: dict | None, vertical: bool = False) -> None:
+    """The unigram and bigram tables' held-out losses as reference lines (the bigram with its 95 % band)."""
+    if not baselines:
+        return
+    for key, style, name in (("unigram", ":", tr("unigram table", "유니그램 표")),
+                             ("bigram", "--", tr("bigram table", "바이그램 표"))):
+        value, ci = baselines[key], baselines[f"{key}_ci95"]
+        line, span = (ax.axvline, ax.axvspan) if vertical else (ax.axhline, ax.axhspan)
+        line(value, color="0.3", linestyle=style, linewidth=1, label=f"{name} {value:.3f}")
+        if key == "bigram":
+            span(value - ci, value + ci, color="0.5", alpha=0.12, linewidth=0)
+
+
+def _pass_boundaries(ax, steps_per_pass: float, last_step: int) -> None:
+    k = 1
+    while k * steps_per_pass < last_step:
+        ax.axvline(k * steps_per_pass, color="0.6", linewidth=0.8)
+        ax.text(k * steps_per_pass, 1.0, tr(f" pass {k + 1}", f" {k + 1}번째 통과"), transform=ax.get_xaxis_transform(),
+                va="top", fontsize=7, color="0.4")
+        k += 1
+
+
 def plot_capstone(results: dict, path: Path | None = None):
-    """Replica, then each study cell (held-out loss, mean and 95 % band over seeds), the learning-rate
-    searches of the main cell and every seed's lowest held-out loss."""
+    """Replica (with its pass boundaries), each study condition (held-out loss, mean and 95 % band over
+    seeds, with the baselines), the learning-rate searches of the main condition, where Muon everywhere's
+    gain comes from, and every seed's lowest held-out loss."""
     plt = pyplot_for(path)
-    window = results["config"]["window"]
-    cells = [c for c in STUDY_CELLS if c.name in results.get("cells", {})]
-    fig, axes = plt.subplots(2, 3, figsize=(18, 9.5))
+    cfg = results["config"]
+    window, batch = cfg["window"], cfg["batch_size"]
+    baselines = results.get("baselines")
+    conds = [c for c in STUDY_CONDITIONS if c.name in results.get("cells", {})]
+    fig, axes = plt.subplots(2, 3, figsize=(18, 10))
     axes = axes.ravel()
-    plot_loss_curves({label(k): v["train_loss"] for k, v in results["replica"].items()}, window, ax=axes[0],
+    ax = axes[0]
+    plot_loss_curves({label(k): v["train_loss"] for k, v in results["replica"].items()}, window, ax=ax,
                      title=tr(f"Original replica: train loss, {window}-step moving average (1 seed)",
                               f"원본 재현: 학습 손실, {window}스텝 이동 평균(시드 1개)"))
-    seeds = results["config"]["seeds"]
-    for ax, cell in zip(axes[1:4], cells):
-        for opt in cell.optimizers:
-            runs = seed_runs(results, cell.name, opt)
+    _pass_boundaries(ax, results["sequences"]["replica"] / batch, len(results["replica"]["torch_adamw"]["train_loss"]))
+    ax.set_xlabel(tr("training step (grey lines: a new pass over the same text begins)",
+                     "학습 스텝(회색 선: 같은 글을 다시 도는 통과가 시작되는 곳)"))
+    seeds = cfg["seeds"]
+    for ax, cond in zip(axes[1:3], conds):
+        for opt in cond.optimizers:
+            runs = seed_runs(results, cond.name, opt)
             name = label(opt)
-            color = band(ax, runs[0]["val_steps"], [r["val_loss"] for r in runs],
-                         tr(f"{name} held-out", f"{name} 검증 손실"), COLOURS[opt])
-            if cell.regime == "three_pass":
+            color = band(ax, runs[0]["val_steps"], [r["val_loss"] for r in runs], name, COLOURS.get(opt))
+            if cond.passes > 1 and opt in ("torch_adamw", "muon_all"):
                 train = np.mean([r["train_loss"] for r in runs], axis=0)
-                smooth = moving_average(train, window)
-                ax.plot(np.arange(window, len(train) + 1), smooth, ":", color=color,
+                ax.plot(np.arange(window, len(train) + 1), moving_average(train, window), ":", color=color,
                         label=tr(f"{name} train (MA)", f"{name} 학습 손실(이동 평균)"))
-        ax.set_title(tr(f"{cell.name}: held-out loss, mean and 95% band over {seeds} seeds",
-                        f"{cell.name}: 검증 손실, 시드 {seeds}개의 평균과 95% 구간"))
+        if cond.passes > 1:
+            _pass_boundaries(ax, results["sequences"]["train"] / batch, len(runs[0]["train_loss"]))
+        baseline_lines(ax, baselines)
+        ax.set_title(tr(f"{cond.name}: held-out loss, mean and 95% band over {seeds} seeds",
+                        f"{cond.name}: 검증 손실, 시드 {seeds}개의 평균과 95% 구간"))
         ax.set_xlabel(tr("training step", "학습 스텝"))
-        ax.set_ylabel(tr("loss", "손실"))
+        ax.set_ylabel(tr("held-out loss", "검증 손실"))
+        low = min(min(min(r["val_loss"]) for r in seed_runs(results, cond.name, o)) for o in cond.optimizers)
+        ax.set_ylim(low - 0.15, (baselines["unigram"] + 0.6) if baselines else None)
         ax.grid(True, alpha=0.25)
-        ax.legend(fontsize=8)
-    ax = axes[4]
-    main = cells[0].name if cells else None
+        ax.legend(fontsize=7)
+    ax = axes[3]
+    main = conds[0].name if conds else None
     if main is not None:
         for opt, entry in results["cells"][main].items():
             tried = {float(k): v["summary"]["best_val_loss"] if v["summary"] else math.nan
                      for k, v in entry["lr_search"].items()}
             lrs = sorted(tried)
-            ax.plot(lrs, [tried[lr] for lr in lrs], "-o", label=label(opt), color=COLOURS[opt])
+            ax.plot(lrs, [tried[lr] for lr in lrs], "-o", label=label(opt), color=COLOURS.get(opt))
             ax.plot([entry["tuned"]["lr"]], [tried[entry["tuned"]["lr"]]], "k*", markersize=10)
+        tuning = cfg.get("tuning_seed", 0)
         ax.set_xscale("log")
-        ax.set_xlabel(tr("learning rate (Muon's for the hybrid)", "학습률(하이브리드는 Muon의 학습률)"))
-        ax.set_ylabel(tr("lowest held-out loss (seed 0)", "최저 검증 손실(시드 0)"))
-        ax.set_title(tr(f"{main}: learning-rate searches (* tuned)", f"{main}: 학습률 탐색(*: 튜닝된 값)"))
+        ax.set_xlabel(tr("the learning rate searched (the AdamW part's for 'AdamW part searched', else Muon's "
+                         "for the Muon variants)",
+                         "탐색한 학습률('AdamW 부분 따로 탐색'은 AdamW 부분, 나머지 Muon 변형은 Muon의 학습률)"))
+        ax.set_ylabel(tr(f"lowest held-out loss (tuning seed {tuning})", f"최저 검증 손실(튜닝 시드 {tuning})"))
+        ax.set_title(tr(f"{main}: learning-rate searches (* chosen)", f"{main}: 학습률 탐색(*: 고른 값)"))
         ax.grid(True, alpha=0.25)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
+    ax = axes[4]
+    summary = study_summary(results) if conds else {"cells": {}, "attribution": {}}
+    att = summary["attribution"].get(main) if main else None
+    if att:
+        keys = ("total", "vocabulary", "hidden", "rest")
+        names = [tr("Muon everywhere", "전체 Muon"), tr("vocabulary matrices only", "어휘 행렬에만"),
+                 tr("hidden matrices only (hybrid)", "은닉층 행렬에만(하이브리드)"),
+                 tr("total - the two parts", "전체 - 두 부분")]
+        gains = [att[k]["gain"] for k in keys]
+        errs = [att[k]["ci"] or 0.0 for k in keys]
+        ax.barh(range(len(keys)), gains, xerr=errs, color=["C2", "C3", "C1", "0.6"], capsize=4)
+        ax.set_yticks(range(len(keys)), names)
+        ax.invert_yaxis()
+        ax.axvline(0, color="k", linewidth=0.8)
+        ax.set_xlabel(tr("held-out loss below AdamW's (paired by seed, 95% interval)",
+                         "AdamW보다 낮아진 검증 손실(시드별 짝, 95% 구간)"))
+        ax.set_title(tr(f"{main}: Muon by parameter group (separate runs)",
+                        f"{main}: 매개변수 묶음별 Muon(별개 실행)"))
+        ax.grid(True, axis="x", alpha=0.25)
     ax = axes[5]
-    summary = study_summary(results)["cells"] if cells else {}
-    ticks = []
-    rows = [(name, opt, row) for name, cell in summary.items() for opt, row in cell["optimizers"].items()]
+    rows = [(name, opt, row) for name, c in summary["cells"].items() for opt, row in c["optimizers"].items()]
     for i, (name, opt, row) in enumerate(rows):
         values = row["lowest"]["values"]
-        ax.plot([i] * len(values), values, "o", alpha=0.6, color=COLOURS[opt])
-        ax.plot([i - 0.25, i + 0.25], [row["lowest"]["mean"]] * 2, "k-")
-        ticks.append(f"{name}\n{label(opt)}")
-    ax.set_xticks(range(len(ticks)), ticks, rotation=70, fontsize=7)
-    ax.set_ylabel(tr("lowest held-out loss", "최저 검증 손실"))
-    ax.set_title(tr("every seed (dots) and the mean (bar)", "시드별 값(점)과 평균(막대)"))
-    ax.grid(True, alpha=0.25)
-    tokens = results["sequences"]["replica"] * results["config"]["seq_len"]
-    vocab, ids = results["config"]["vocab"], results["vocab_size"]
+        ax.plot(values, [i] * len(values), "o", alpha=0.6, color=COLOURS.get(opt))
+        ax.plot([row["lowest"]["mean"]] * 2, [i - 0.3, i + 0.3], "k-")
+    ax.set_yticks(range(len(rows)), [f"{name}: {label(opt)}" for name, opt, _ in rows], fontsize=7)
+    ax.invert_yaxis()
+    baseline_lines(ax, baselines, vertical=True)
+    ax.set_xlabel(tr("lowest held-out loss", "최저 검증 손실"))
+    ax.set_title(tr("every seed (dots), the mean (bar), the baselines (lines)",
+                    "시드별 값(점), 평균(막대), 기준선(선)"))
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(True, axis="x", alpha=0.25)
+    tokens = results["sequences"]["replica"] * cfg["seq_len"]
+    vocab, ids = cfg["vocab"], results["vocab_size"]
     vocab_ko = {"compact": "압축", "full": "전체"}.get(vocab, vocab)
     fig.suptitle(tr(f"AdamW vs Muon on {tokens / 1e3:,.0f}k FineWeb tokens ({vocab} vocabulary, {ids:,} ids)",
                     f"FineWeb 토큰 {tokens / 1e3:,.0f}k개로 비교한 AdamW와 Muon({vocab_ko} 어휘, id {ids:,}개)"))

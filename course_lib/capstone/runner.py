@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from ..baselines import baseline_losses
 from ..checkpoint import save_checkpoint, set_rng_state
 from ..compute import device_peak_flops, memory_report, mfu, transformer_flops_per_token
 from ..data import SeekableBatchStream
@@ -24,8 +25,9 @@ from ..precision import autocast_dtype_for
 from ..runtime import describe_device, pick_device
 from ..train import StepPlan, TrainResult, validate_finite_weights, train
 from ..validate import require_number
-from .experiment import (LABELS, STUDY_CELLS, CapstoneConfig, build_model, cell_run_config, make_optimizer,
-                         make_scheduler, model_config, parameter_count, prepare_data)
+from .experiment import (HYBRIDS, LABELS, STUDY_CONDITIONS, CapstoneConfig, build_model, condition_run_config,
+                         evaluated_seeds, make_optimizer, make_scheduler, model_config, parameter_count,
+                         parameter_groups, prepare_data)
 from .results_io import ResultsFile
 
 
@@ -178,24 +180,33 @@ def write_tensorboard(record: dict, log_dir: Path) -> None:
 def run_capstone(config: CapstoneConfig, device=None, progress: bool = True, study: bool = True,
                  log=print, dist_context: DistContext | None = None, results_path: Path | None = None,
                  restart: bool = False, tensorboard_dir: Path | None = None) -> dict:
-    """The replica of the original notebook, then the held-out study (``STUDY_CELLS``); returns the JSON-ready results.
+    """The replica of the original notebook, then the held-out study (``STUDY_CONDITIONS``); returns the
+    JSON-ready results, with the count-based baselines (``baselines.baseline_losses``) of the same split.
 
-    Per cell: each optimizer's learning rate is searched on study seed 0 (``search_lr``, objective:
-    the lowest held-out loss of the run); the hybrid's AdamW part takes the AdamW learning rate found
-    in the same cell (searched first). Then every optimizer runs at its learning rate on seeds
-    1..seeds-1 (seed 0 is the search's run). With ``results_path`` the JSON is written after every
-    run and an interrupted file of the same settings is continued. ``tensorboard_dir``: one
-    TensorBoard log per trained run."""
+    Per condition, each optimizer's learning rate is searched on the tuning seed (``search_lr``,
+    objective: the run's lowest held-out loss), which no table reports; then it runs at that learning
+    rate on every evaluated seed (``evaluated_seeds``). The hybrid and the ablations that keep an AdamW
+    part run it at the AdamW learning rate found in the same condition (searched first);
+    ``muon_adamw_searched`` keeps Muon at the hybrid's and searches the AdamW part. With
+    ``results_path`` the JSON is written after every run and an interrupted file of the same settings
+    is continued. ``tensorboard_dir``: one TensorBoard log per trained run."""
     device = device or pick_device()
     ctx = dist_context or DistContext()
     log = log if ctx.is_main else (lambda *a, **k: None)
     progress = progress and ctx.is_main
     data = prepare_data(config)
+    baselines = baseline_losses(data.train, data.val, data.vocab_size)
+    docs = "" if data.held_out_documents is None else f" ({data.held_out_documents} documents)"
     log(f"device: {describe_device(device)} | vocabulary: {config.vocab} ({data.vocab_size:,} ids) | "
-        f"train sequences: {len(data.train_all)} (replica) / {len(data.train)} + {len(data.val)} held out")
+        f"train sequences: {len(data.train_all)} (replica) / {len(data.train)} + {len(data.val)} held out{docs}")
+    log(f"baselines (count tables fit on the training split), held-out loss: unigram {baselines['unigram']:.3f}, "
+        f"bigram {baselines['bigram']:.3f} ± {baselines['bigram_ci95']:.3f}")
     header = {"config": asdict(config), "device": describe_device(device), "vocab_size": data.vocab_size,
-              "parameters": parameter_count(config, data.vocab_size),
-              "sequences": {"replica": len(data.train_all), "train": len(data.train), "held_out": len(data.val)},
+              "parameters": parameter_count(config, data.vocab_size), "parameter_groups": parameter_groups(config,
+                                                                                                 data.vocab_size),
+              "sequences": {"replica": len(data.train_all), "train": len(data.train), "held_out": len(data.val),
+                            "held_out_documents": data.held_out_documents},
+              "baselines": baselines, "evaluated_seeds": list(evaluated_seeds(config)),
               "torch": torch.__version__, "threads": torch.get_num_threads(), "replica": {}, "cells": {}}
     results = ResultsFile(results_path if ctx.is_main else None, header, restart=restart, log=log)
 
@@ -216,7 +227,8 @@ def run_capstone(config: CapstoneConfig, device=None, progress: bool = True, stu
         else:
             record = {**r.to_dict(), "summary": summarize_run(r, run_config.window), "peak_lr": lr,
                       "memory": info, "model_seed": run_config.model_seed, "data_seed": run_config.data_seed,
-                      "hybrid_adamw_lr": run_config.hybrid_adamw_lr if opt == "muon" else None}
+                      "hybrid_adamw_lr": run_config.hybrid_adamw_lr if opt in HYBRIDS else None,
+                      "muon_lr": run_config.muon_lr if opt == "muon_adamw_searched" else None}
             if tb is not None and tensorboard_dir is not None and ctx.is_main:
                 write_tensorboard(record, Path(tensorboard_dir) / tb)
         results.put(keys, record)
@@ -231,41 +243,43 @@ def run_capstone(config: CapstoneConfig, device=None, progress: bool = True, stu
         return results.finish()
 
     # 2. The held-out study.
-    for cell in STUDY_CELLS:
+    for cond in STUDY_CONDITIONS:
         tuned: dict[str, float] = {}
-        for opt in cell.optimizers:
-            hybrid_adamw_lr = tuned.get("torch_adamw") if opt == "muon" else None
-            base = cell_run_config(config, cell, 0, len(data.train), hybrid_adamw_lr)
+        for opt in cond.optimizers:
+            hybrid_adamw_lr = tuned.get("torch_adamw") if opt in HYBRIDS else None
+            muon_lr = tuned.get("muon") if opt == "muon_adamw_searched" else None
 
-            def objective(lr, opt=opt, base=base):
-                rec = finished(("cells", cell.name, opt, "lr_search", lr_key(lr)), base, data.train, opt, lr=lr,
-                               val_set=data.val, name=f"{cell.name} {LABELS[opt]} lr={lr:g}",
-                               tb=f"{cell.name}/{opt}/search_lr_{lr_key(lr)}")
+            def run_config(seed, opt=opt, hybrid_adamw_lr=hybrid_adamw_lr, muon_lr=muon_lr):
+                return condition_run_config(config, cond, seed, len(data.train), hybrid_adamw_lr, muon_lr)
+
+            def objective(lr, opt=opt, base=run_config(config.tuning_seed)):
+                rec = finished(("cells", cond.name, opt, "lr_search", lr_key(lr)), base, data.train, opt, lr=lr,
+                               val_set=data.val, name=f"{cond.name} {LABELS[opt]} lr={lr:g}",
+                               tb=f"{cond.name}/{opt}/search_lr_{lr_key(lr)}")
                 loss = math.inf if rec["summary"] is None else rec["summary"]["best_val_loss"]
-                log(f"[{cell.name}] search {LABELS[opt]:<34s} lr={lr:<8g} lowest held-out {loss:.4f}")
+                log(f"[{cond.name}] search {LABELS[opt]:<34s} lr={lr:<8g} lowest held-out {loss:.4f}")
                 return loss
 
-            search = search_lr(objective, config.lr_centres[cell.name][opt], config.search_factor,
+            search = search_lr(objective, config.lr_centres[cond.name][opt], config.search_factor,
                                config.search_max_points, config.search_start_points, log=log)
             tuned[opt] = lr = search["best"]
-            results.put(("cells", cell.name, opt, "tuned"),
+            base = run_config(config.tuning_seed)
+            results.put(("cells", cond.name, opt, "tuned"),
                         {"lr": lr, "bracketed": search["bracketed"], "hybrid_adamw_lr": hybrid_adamw_lr,
-                         "objective": "lowest held-out loss, study seed 0", "steps": base.steps,
-                         "eval_every": base.eval_every, "warmup_steps": base.warmup_steps},
+                         "muon_lr": muon_lr, "objective": f"lowest held-out loss, tuning seed {config.tuning_seed}",
+                         "tuning_seed": config.tuning_seed, "steps": base.steps, "eval_every": base.eval_every,
+                         "warmup_steps": base.warmup_steps},
                         new_run=False)
-            seed0 = results.get("cells", cell.name, opt, "lr_search", lr_key(lr))
-            results.put(("cells", cell.name, opt, "seeds", "seed_0"), seed0, new_run=False)  # the same run
-            for seed in range(1, config.seeds):
-                run_config = cell_run_config(config, cell, seed, len(data.train), hybrid_adamw_lr)
-                rec = finished(("cells", cell.name, opt, "seeds", f"seed_{seed}"), run_config, data.train, opt, lr=lr,
-                               val_set=data.val, name=f"{cell.name} {LABELS[opt]} seed {seed}",
-                               tb=f"{cell.name}/{opt}/seed_{seed}")
+            for seed in evaluated_seeds(config):
+                rec = finished(("cells", cond.name, opt, "seeds", f"seed_{seed}"), run_config(seed), data.train, opt,
+                               lr=lr, val_set=data.val, name=f"{cond.name} {LABELS[opt]} seed {seed}",
+                               tb=f"{cond.name}/{opt}/seed_{seed}")
                 if rec["summary"] is None:
-                    raise FloatingPointError(f"{cell.name}: {LABELS[opt]} at its tuned lr {lr:g} diverged on study "
+                    raise FloatingPointError(f"{cond.name}: {LABELS[opt]} at its tuned lr {lr:g} diverged on study "
                                              f"seed {seed}: {rec['diverged']}")
-            lows = [results.get("cells", cell.name, opt, "seeds", f"seed_{s}")["summary"]["best_val_loss"]
-                    for s in range(config.seeds)]
-            log(f"[{cell.name}] {LABELS[opt]:<34s} lr {lr:g}: lowest held-out per seed "
+            lows = [results.get("cells", cond.name, opt, "seeds", f"seed_{s}")["summary"]["best_val_loss"]
+                    for s in evaluated_seeds(config)]
+            log(f"[{cond.name}] {LABELS[opt]:<34s} lr {lr:g}: lowest held-out per seed "
                 + ", ".join(f"{v:.3f}" for v in lows))
     return results.finish()
 

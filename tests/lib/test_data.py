@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from course_lib import paths
-from course_lib.data import TokenChunkDataset, VocabMap, batch_stream, load_token_resource, split_tokens
+from course_lib.data import (TokenChunkDataset, VocabMap, batch_stream, load_token_resource, split_at_document,
+                             split_tokens)
 
 
 def test_chunks_match_the_stream():
@@ -71,3 +72,15 @@ def test_resource_found_from_another_directory(tmp_path, monkeypatch):
     monkeypatch.delenv(paths.ENV_VAR, raising=False)
     monkeypatch.chdir(tmp_path)
     assert (paths.resource_dir() / paths.TOKENS_NAME).is_dir()
+
+
+def test_split_at_document_cuts_where_a_document_starts_and_holds_out_at_least_the_fraction():
+    tokens = torch.arange(1000)
+    train, held_out, documents = split_at_document(tokens, [0, 300, 850, 880, 960], 0.1)
+    assert (len(train), len(held_out), documents) == (880, 120, 2)  # 880 is the last start at or before 900
+    assert torch.equal(torch.cat([train, held_out]), tokens)
+    train, held_out, documents = split_at_document(tokens, [0, 500], 0.3)
+    assert (len(train), documents) == (500, 1)
+    for fraction in (0.0, 1.0):
+        with pytest.raises(ValueError, match="val_fraction"):
+            split_at_document(tokens, [0, 500], fraction)
