@@ -5,6 +5,7 @@ held-out study that can tell the optimizers apart).
     python -m course_lib.capstone --replica-only       # only the original experiment (2 runs)
     python -m course_lib.capstone --vocab full         # the full 128,256-id vocabulary (slower)
     python -m course_lib.capstone --quick              # every code path in seconds, for tests
+    python -m course_lib.capstone --conditions one_pass_constant two_pass_constant   # with two passes too
     tensorboard --logdir outputs/capstone/tensorboard  # every run's curves
 
 1. **Replica of the original notebook**, unchanged: all 128,000 tokens for training, torch.optim.AdamW (lr 2e-3, betas
@@ -12,10 +13,11 @@ held-out study that can tell the optimizers apart).
    16 x 128 tokens, clip 1.0, initial weights seed 1234, batch order seed 2024.
 2. **Held-out study** (``STUDY_CONDITIONS``): the documents after the 90 % point held out; unigram and
    bigram count tables (``course_lib.baselines``) as the bar to clear; AdamW, the hybrid (Muon on hidden
-   matrices, AdamW on embeddings, head and norms) and Muon on every parameter, in one pass over the data
-   and in two passes early-stopped on held-out loss, plus three ablations of the hybrid that locate Muon
-   everywhere's gain; each optimizer at the learning rate its own search found on a tuning seed that no
-   table reports, over several study seeds (seed s changes both the initial weights and the batch order).
+   matrices, AdamW on embeddings, head and norms) and Muon on every parameter in one pass over the data,
+   plus three ablations of the hybrid that locate Muon everywhere's gain (two passes early-stopped on
+   held-out loss on request, ``--conditions``); each optimizer at the learning rate its own search found
+   on a tuning seed that no table reports, over several study seeds (seed s changes both the initial
+   weights and the batch order).
 
 Files: ``experiment`` (settings, data, model, optimizers, conditions), ``runner`` (training, LR search,
 seeds, notebook 10's per-optimizer runs), ``results_io`` (results saved after every run, the committed

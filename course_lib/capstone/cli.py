@@ -13,7 +13,7 @@ from ..data import FULL_VOCAB_SIZE
 from ..distributed import DistContext, barrier, close_distributed, init_distributed
 from ..i18n import tr
 from ..runtime import validate_device, pick_device, quick_mode
-from .experiment import CapstoneConfig, parameter_count, prepare_data
+from .experiment import CONDITION_NAMES, CapstoneConfig, parameter_count, prepare_data
 from .figures import plot_capstone, plot_runs
 from .report import report_markdown
 from .results_io import validate_output_folder
@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="a few steps only (also set by COURSE_QUICK=1)")
     parser.add_argument("--replica-only", action="store_true",
                         help="only the replica of the original notebook (2 runs), not the held-out study")
+    parser.add_argument("--conditions", nargs="+", choices=CONDITION_NAMES, default=None,
+                        help="study conditions to run (default: one_pass_constant; quick mode: all)")
     parser.add_argument("--seeds", type=_int_at_least(2), default=None,
                         help="study seeds per optimizer (default 5; quick mode 2)")
     parser.add_argument("--out", type=Path, default=Path("outputs/capstone"),
@@ -87,7 +89,8 @@ def config_from_args(args) -> CapstoneConfig:
     else:
         config = CapstoneConfig.quick(vocab=args.vocab) if quick else CapstoneConfig(vocab=args.vocab)
     changes = {k: v for k, v in dict(steps=args.steps, batch_size=args.batch_size, max_micro_batch=args.micro_batch,
-                                     precision=args.precision, seeds=getattr(args, "seeds", None)).items()
+                                     precision=args.precision, seeds=getattr(args, "seeds", None),
+                                     conditions=getattr(args, "conditions", None)).items()
                if v is not None}
     if args.tokens is not None:
         changes["tokens_path"] = str(args.tokens)

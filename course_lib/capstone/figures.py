@@ -60,17 +60,25 @@ def plot_capstone(results: dict, path: Path | None = None):
     window, batch = cfg["window"], cfg["batch_size"]
     baselines = results.get("baselines")
     conds = [c for c in STUDY_CONDITIONS if c.name in results.get("cells", {})]
-    fig, axes = plt.subplots(2, 3, figsize=(18, 10))
+    n_panels = 4 + len(conds)  # replica, one per condition, searches, parameter groups, every seed
+    n_rows = math.ceil(n_panels / 3)
+    fig, axes = plt.subplots(n_rows, 3, figsize=(18, 5 * n_rows))
     axes = axes.ravel()
+    for ax in axes[n_panels:]:
+        ax.remove()
+    ax_search, ax_groups, ax_seeds = axes[1 + len(conds):n_panels]
     ax = axes[0]
     plot_loss_curves({label(k): v["train_loss"] for k, v in results["replica"].items()}, window, ax=ax,
-                     title=tr(f"Original replica: train loss, {window}-step moving average (1 seed)",
+                     title=tr(f"Replica: train loss, {window}-step moving average (1 seed)",
                               f"원본 재현: 학습 손실, {window}스텝 이동 평균(시드 1개)"))
+    for line, opt in zip(ax.get_lines(), results["replica"]):  # the study's colour for each optimizer
+        line.set_color(COLOURS.get(opt, line.get_color()))
+    ax.legend()
     _pass_boundaries(ax, results["sequences"]["replica"] / batch, len(results["replica"]["torch_adamw"]["train_loss"]))
     ax.set_xlabel(tr("training step (grey lines: a new pass over the same text begins)",
                      "학습 스텝(회색 선: 같은 글을 다시 도는 통과가 시작되는 곳)"))
     seeds = cfg["seeds"]
-    for ax, cond in zip(axes[1:3], conds):
+    for ax, cond in zip(axes[1:1 + len(conds)], conds):
         for opt in cond.optimizers:
             runs = seed_runs(results, cond.name, opt)
             name = label(opt)
@@ -82,15 +90,15 @@ def plot_capstone(results: dict, path: Path | None = None):
         if cond.passes > 1:
             _pass_boundaries(ax, results["sequences"]["train"] / batch, len(runs[0]["train_loss"]))
         baseline_lines(ax, baselines)
-        ax.set_title(tr(f"{cond.name}: held-out loss, mean and 95% band over {seeds} seeds",
-                        f"{cond.name}: 검증 손실, 시드 {seeds}개의 평균과 95% 구간"))
+        ax.set_title(tr(f"{cond.name}: held-out loss, mean and 95% band ({seeds} seeds)",
+                        f"{cond.name}: 검증 손실, 시드 {seeds}개의 평균과 95% 구간"), fontsize=10)
         ax.set_xlabel(tr("training step", "학습 스텝"))
         ax.set_ylabel(tr("held-out loss", "검증 손실"))
         low = min(min(min(r["val_loss"]) for r in seed_runs(results, cond.name, o)) for o in cond.optimizers)
         ax.set_ylim(low - 0.15, (baselines["unigram"] + 0.6) if baselines else None)
         ax.grid(True, alpha=0.25)
         ax.legend(fontsize=7)
-    ax = axes[3]
+    ax = ax_search
     main = conds[0].name if conds else None
     if main is not None:
         for opt, entry in results["cells"][main].items():
@@ -101,14 +109,15 @@ def plot_capstone(results: dict, path: Path | None = None):
             ax.plot([entry["tuned"]["lr"]], [tried[entry["tuned"]["lr"]]], "k*", markersize=10)
         tuning = cfg.get("tuning_seed", 0)
         ax.set_xscale("log")
-        ax.set_xlabel(tr("the learning rate searched (the AdamW part's for 'AdamW part searched', else Muon's "
-                         "for the Muon variants)",
-                         "탐색한 학습률('AdamW 부분 따로 탐색'은 AdamW 부분, 나머지 Muon 변형은 Muon의 학습률)"))
+        ax.set_xlabel(tr("learning rate searched\n(AdamW part's for 'AdamW part searched', else Muon's)",
+                         "탐색한 학습률\n('AdamW 부분 따로 탐색'은 AdamW 부분, 나머지 Muon 변형은 Muon의 학습률)"))
         ax.set_ylabel(tr(f"lowest held-out loss (tuning seed {tuning})", f"최저 검증 손실(튜닝 시드 {tuning})"))
-        ax.set_title(tr(f"{main}: learning-rate searches (* chosen)", f"{main}: 학습률 탐색(*: 고른 값)"))
+        ax.set_title(tr(f"{main}: learning-rate searches (* chosen)", f"{main}: 학습률 탐색(*: 고른 값)"), fontsize=10)
         ax.grid(True, alpha=0.25)
-        ax.legend(fontsize=7)
-    ax = axes[4]
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, high + 0.3 * (high - low))  # room above the curves for the legend
+        ax.legend(fontsize=7, loc="upper center", ncol=2)
+    ax = ax_groups
     summary = study_summary(results) if conds else {"cells": {}, "attribution": {}}
     att = summary["attribution"].get(main) if main else None
     if att:
@@ -125,20 +134,23 @@ def plot_capstone(results: dict, path: Path | None = None):
         ax.set_xlabel(tr("held-out loss below AdamW's (paired by seed, 95% interval)",
                          "AdamW보다 낮아진 검증 손실(시드별 짝, 95% 구간)"))
         ax.set_title(tr(f"{main}: Muon by parameter group (separate runs)",
-                        f"{main}: 매개변수 묶음별 Muon(별개 실행)"))
+                        f"{main}: 매개변수 묶음별 Muon(별개 실행)"), fontsize=10)
         ax.grid(True, axis="x", alpha=0.25)
-    ax = axes[5]
+    ax = ax_seeds
     rows = [(name, opt, row) for name, c in summary["cells"].items() for opt, row in c["optimizers"].items()]
     for i, (name, opt, row) in enumerate(rows):
         values = row["lowest"]["values"]
         ax.plot(values, [i] * len(values), "o", alpha=0.6, color=COLOURS.get(opt))
         ax.plot([row["lowest"]["mean"]] * 2, [i - 0.3, i + 0.3], "k-")
-    ax.set_yticks(range(len(rows)), [f"{name}: {label(opt)}" for name, opt, _ in rows], fontsize=7)
+    one = len(summary["cells"]) == 1  # the condition is in the title then
+    ax.set_yticks(range(len(rows)), [label(opt) if one else f"{name}: {label(opt)}" for name, opt, _ in rows],
+                  fontsize=7)
     ax.invert_yaxis()
     baseline_lines(ax, baselines, vertical=True)
     ax.set_xlabel(tr("lowest held-out loss", "최저 검증 손실"))
-    ax.set_title(tr("every seed (dots), the mean (bar), the baselines (lines)",
-                    "시드별 값(점), 평균(막대), 기준선(선)"))
+    where = f"{next(iter(summary['cells']))}: " if one and summary["cells"] else ""
+    ax.set_title(where + tr("each seed (dots), mean (bar), baselines (lines)",
+                            "시드별 값(점), 평균(막대), 기준선(선)"), fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(True, axis="x", alpha=0.25)
     tokens = results["sequences"]["replica"] * cfg["seq_len"]

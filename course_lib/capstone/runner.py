@@ -25,9 +25,9 @@ from ..precision import autocast_dtype_for
 from ..runtime import describe_device, pick_device
 from ..train import StepPlan, TrainResult, validate_finite_weights, train
 from ..validate import require_number
-from .experiment import (HYBRIDS, LABELS, STUDY_CONDITIONS, CapstoneConfig, build_model, condition_run_config,
+from .experiment import (HYBRIDS, LABELS, CapstoneConfig, build_model, condition_run_config,
                          evaluated_seeds, make_optimizer, make_scheduler, model_config, parameter_count,
-                         parameter_groups, prepare_data)
+                         parameter_groups, prepare_data, study_conditions)
 from .results_io import ResultsFile
 
 
@@ -180,7 +180,7 @@ def write_tensorboard(record: dict, log_dir: Path) -> None:
 def run_capstone(config: CapstoneConfig, device=None, progress: bool = True, study: bool = True,
                  log=print, dist_context: DistContext | None = None, results_path: Path | None = None,
                  restart: bool = False, tensorboard_dir: Path | None = None) -> dict:
-    """The replica of the original notebook, then the held-out study (``STUDY_CONDITIONS``); returns the
+    """The replica of the original notebook, then the held-out study (``config.conditions``); returns the
     JSON-ready results, with the count-based baselines (``baselines.baseline_losses``) of the same split.
 
     Per condition, each optimizer's learning rate is searched on the tuning seed (``search_lr``,
@@ -243,7 +243,7 @@ def run_capstone(config: CapstoneConfig, device=None, progress: bool = True, stu
         return results.finish()
 
     # 2. The held-out study.
-    for cond in STUDY_CONDITIONS:
+    for cond in study_conditions(config):
         tuned: dict[str, float] = {}
         for opt in cond.optimizers:
             hybrid_adamw_lr = tuned.get("torch_adamw") if opt in HYBRIDS else None

@@ -276,6 +276,8 @@ def test_capstone_config_quotes_the_bad_value():
                            (dict(batch_size=0), "batch_size must be ≥ 1, got 0"),
                            (dict(muon_lr=math.nan), "muon_lr must be a finite number, got nan"),
                            (dict(lr_centres={"one_pass_constant": {}}), "no starting learning rate"),
+                           (dict(conditions=("three_passes",)), "non-empty selection of"),
+                           (dict(conditions=()), "got ()"),
                            (dict(search_max_points=2), "search_max_points must be ≥ 3, got 2")):
         with pytest.raises(ValueError) as err:
             CapstoneConfig(**kwargs)
