@@ -114,13 +114,22 @@ def relative_error(approx: torch.Tensor, exact: torch.Tensor) -> float:
     return float((approx.detach().double() - exact).norm() / exact.norm().clamp(min=1e-300))
 
 
-def scaled_mm_available(device="cpu") -> bool:
-    """Whether ``torch._scaled_mm`` runs an E4M3 × E4M3 product on ``device`` in this torch build."""
+def scaled_mm_available(device="cpu", rowwise: bool = False, out_dtype: torch.dtype = torch.float32) -> bool:
+    """Whether ``torch._scaled_mm`` runs an E4M3 × E4M3 product on ``device`` in this torch build, with
+    per-tensor scales or, with ``rowwise``, one scale per row (what ``scaled_mm`` passes for
+    ``quantize_rowwise``), writing ``out_dtype``. What runs depends on the torch version and the device:
+    older releases took only per-tensor scales on a CPU (an internal assert in the CPU kernel; torch 2.13
+    takes both); CUDA needs an FP8 GPU (compute capability 8.9 or higher: L4, H100), and there row-wise
+    scales need a bf16 output unless the GPU is sm 9.0+ with a recent cuBLAS. The probe makes the call
+    itself and checks its result, so whatever fails here falls back to emulation in the caller."""
     try:
         a = torch.ones(16, 16, device=device).to(torch.float8_e4m3fn)
-        one = torch.ones((), device=device)
-        torch._scaled_mm(a, a.t(), scale_a=one, scale_b=one, out_dtype=torch.float32)
-        return True
+        if rowwise:
+            scale_a, scale_b = torch.ones(16, 1, device=device), torch.ones(1, 16, device=device)
+        else:
+            scale_a = scale_b = torch.ones((), device=device)
+        out = torch._scaled_mm(a, a.t(), scale_a=scale_a, scale_b=scale_b, out_dtype=out_dtype)
+        return bool((out.float() == 16).all())
     except (RuntimeError, NotImplementedError, AttributeError, TypeError):
         return False
 

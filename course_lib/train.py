@@ -90,11 +90,14 @@ class StepPlan:
       DistributedDataParallel: each batch is the *global* batch and this rank trains on its contiguous
       shard; the recorded loss is the mean over all ranks. Only rank 0 evaluates and shows progress.
     - ``autocast_dtype`` (e.g. ``torch.bfloat16`` on CUDA): forward passes under ``torch.autocast``.
+    - ``grad_scaler`` (a ``torch.amp.GradScaler``, for fp16): the loss is scaled before backward, the gradients
+      unscaled before clipping, and a step whose gradients overflowed is skipped (``train_step``).
     """
 
     accum_steps: int = 1
     dist_context: object = None
     autocast_dtype: torch.dtype | None = None
+    grad_scaler: object = None
 
 
 class Stopwatch:
@@ -129,7 +132,7 @@ class Stopwatch:
 
 
 def accumulate_gradients(model: nn.Module, micro_batches, *, autocast_dtype: torch.dtype | None = None,
-                         dist_context=None) -> float:
+                         dist_context=None, grad_scaler=None) -> float:
     """Forward and backward over ``micro_batches``, adding their gradients into ``p.grad``; returns the mean loss.
 
     A micro-batch is a tensor of token ids (its own labels) or an ``(input_ids, labels)`` pair (label -100
@@ -137,7 +140,8 @@ def accumulate_gradients(model: nn.Module, micro_batches, *, autocast_dtype: tor
     so the summed gradient is that of the mean loss over all the tokens, as for one big batch. Under
     DistributedDataParallel only the last backward all-reduces (``no_sync`` before it); DDP averages the
     ranks' gradients, which is the global mean when every rank has as many targets (equal shards). The
-    loss returned is the token-weighted mean over the ranks of ``dist_context``.
+    loss returned is the token-weighted mean over the ranks of ``dist_context``. With ``grad_scaler`` each
+    backward runs on the scaled loss (the gradients hold scale x their value until ``unscale_``).
     """
     if not micro_batches:
         raise ValueError("micro_batches is empty")
@@ -156,7 +160,8 @@ def accumulate_gradients(model: nn.Module, micro_batches, *, autocast_dtype: tor
         with sync:
             with _autocast(device, autocast_dtype):
                 loss = model(ids, labels=labels, return_logits=False).loss
-            (loss * (n / total)).backward()
+            weighted = loss * (n / total)
+            (weighted if grad_scaler is None else grad_scaler.scale(weighted)).backward()
         loss_sum += loss.detach().double() * n
     return global_mean(loss_sum, total, dist_context or DistContext(), device)
 
@@ -170,25 +175,42 @@ def _count_targets(ids: torch.Tensor, labels: torch.Tensor) -> int:
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, micro_batches, *, clip_norm: float | None = 1.0,
                autocast_dtype: torch.dtype | None = None, dist_context=None, step: int | None = None,
-               name: str = "run") -> tuple[float, float]:
+               name: str = "run", grad_scaler=None) -> tuple[float, float]:
     """One optimizer step: zero the gradients, accumulate them over ``micro_batches``
     (``accumulate_gradients``), clip their global norm to ``clip_norm`` (None or 0: no clipping), step.
 
     Returns (loss, gradient norm before clipping). The gradients stay in ``p.grad``. Raises
     FloatingPointError before the update if the loss or the gradient norm is not finite (``step`` and
-    ``name`` only label that message).
+    ``name`` only label that message), except with ``grad_scaler`` (fp16): there an overflowed gradient is
+    what loss scaling expects now and then, so the scaler skips the update and lowers its scale
+    (``GradScaler.step`` and ``update``, as in notebook 04's ``DynamicLossScaler``); a skipped step still
+    advances the LR schedule, as in torch's AMP recipe. If the scale falls below 1 the gradients overflow
+    even unscaled, which is a divergence, not an fp16 accident: FloatingPointError.
     """
     at = "" if step is None else f" at step {step}"
     optimizer.zero_grad(set_to_none=True)
-    loss = accumulate_gradients(model, micro_batches, autocast_dtype=autocast_dtype, dist_context=dist_context)
+    loss = accumulate_gradients(model, micro_batches, autocast_dtype=autocast_dtype, dist_context=dist_context,
+                                grad_scaler=grad_scaler)
     if not math.isfinite(loss):
+        fp16 = ("; under fp16 autocast an activation above 65504 overflows: try --precision bf16 or fp32"
+                if autocast_dtype == torch.float16 else "")
         raise FloatingPointError(f"{name}: the loss is {loss}{at}; training stopped. Try a lower learning rate, "
-                                 "gradient clipping, or check the batch for bad data.")
+                                 f"gradient clipping, or check the batch for bad data{fp16}.")
     params = [p for p in model.parameters() if p.requires_grad]
+    if grad_scaler is not None:
+        grad_scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
     if clip_norm:
         norm = float(torch.nn.utils.clip_grad_norm_(params, clip_norm))
     else:
         norm = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params if p.grad is not None])))
+    if grad_scaler is not None:
+        grad_scaler.step(optimizer)  # skipped when unscale_ found inf or NaN in the gradients
+        grad_scaler.update()  # lower the scale after an overflow, raise it after a run of good steps
+        if grad_scaler.get_scale() < 1.0:
+            raise FloatingPointError(f"{name}: the loss scale fell below 1{at}: the gradients overflow even "
+                                     "unscaled; training stopped. Try a lower learning rate, or --precision bf16 "
+                                     "or fp32.")
+        return loss, norm
     if not math.isfinite(norm):
         raise FloatingPointError(
             f"{name}: the gradient norm is {norm}{at} (the loss, {loss:.4g}, was finite); training stopped before "
@@ -222,7 +244,8 @@ def train(
     then a scheduler step. Records the train loss, the pre-clip gradient norm and the LR every step, and
     the held-out loss every ``eval_every`` steps and at the end; the time spent evaluating (and in
     ``on_step``) is not counted as training time. Stops with FloatingPointError naming the step if the
-    loss, the gradient norm or the weights are not finite.
+    loss, the gradient norm or the weights are not finite (with a GradScaler an overflowed step is skipped
+    instead, and the run stops once the loss scale falls below 1).
 
     - ``plan`` (``StepPlan``): gradient accumulation, data-parallel processes, autocast.
     - ``result``: a history to continue (resuming from a checkpoint): training starts at step
@@ -257,7 +280,8 @@ def train(
         micro_batches = split_micro_batches(shard_rows(batch, ctx.rank, ctx.world_size), accum_steps)
         lr = optimizer.param_groups[0]["lr"]
         loss, norm = train_step(model, optimizer, micro_batches, clip_norm=clip_norm, step=step, name=name,
-                                autocast_dtype=plan.autocast_dtype, dist_context=plan.dist_context)
+                                autocast_dtype=plan.autocast_dtype, dist_context=plan.dist_context,
+                                grad_scaler=plan.grad_scaler)
         if scheduler is not None:
             scheduler.step()
         result.lr.append(lr)

@@ -12,6 +12,7 @@ from ..checkpoint import load_checkpoint
 from ..data import FULL_VOCAB_SIZE
 from ..distributed import DistContext, barrier, close_distributed, init_distributed
 from ..i18n import tr
+from ..precision import PRECISIONS, autocast_dtype_for
 from ..runtime import validate_device, pick_device, quick_mode
 from .experiment import CONDITION_NAMES, CapstoneConfig, parameter_count, prepare_data
 from .figures import plot_capstone, plot_runs
@@ -70,8 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="global batch (sequences per optimizer step)")
     scale.add_argument("--micro-batch", type=_int_at_least(1), default=None,
                        help="largest micro-batch per process; the rest is gradient accumulation")
-    scale.add_argument("--precision", choices=("auto", "bf16", "fp32"), default=None,
-                       help="auto: bf16 autocast on CUDA, fp32 elsewhere")
+    scale.add_argument("--precision", choices=PRECISIONS, default=None,
+                       help="auto: bf16 autocast on GPUs with bf16 tensor cores (A100, L4, H100), fp16 with a "
+                            "GradScaler on compute capability 7.x (T4, V100), fp32 elsewhere (CPU, MPS)")
     scale.add_argument("--compile", action="store_true", help="torch.compile the model (off by default)")
     scale.add_argument("--checkpoint-every", type=_int_at_least(0), default=0,
                        help="save a resumable checkpoint every K steps (0: only at the end)")
@@ -189,6 +191,12 @@ def _main_resume(args, ckpt: dict, ctx: DistContext, device) -> int:
     if extra["world_size"] != ctx.world_size and ctx.is_main:
         warnings.warn(f"the checkpoint was written by {extra['world_size']} process(es), this run has "
                       f"{ctx.world_size}: same global batch, but sums happen in another order", stacklevel=2)
+    then, now = extra.get("autocast_dtype"), str(autocast_dtype_for(device, config.precision))
+    if then is not None and then != now and ctx.is_main:
+        warnings.warn(tr(f"the checkpoint trained with autocast {then}, this machine picks {now} "
+                         f"(--precision {config.precision}): the arithmetic changes from here on",
+                         f"체크포인트는 autocast {then}로 학습했고 이 머신은 {now}를 고릅니다"
+                         f"(--precision {config.precision}). 여기서부터 연산이 달라집니다"), stacklevel=2)
     log = print if ctx.is_main else (lambda *a, **k: None)
     step, pos, epoch = ckpt["step"], ckpt["data"]["position"], ckpt["data"]["epoch"]
     log(tr(f"resuming {extra['name']} from {args.resume} at step {step} of {config.steps} "

@@ -15,7 +15,7 @@ from ..data import (FULL_VOCAB_SIZE, TokenChunkDataset, VocabMap, load_token_res
                     split_tokens)
 from ..models import TransformerConfig, TransformerForCausalLM
 from ..optim import MuonWithAdamW, build_optimizer, split_params_for_muon
-from ..precision import autocast_dtype_for
+from ..precision import autocast_dtype_for, has_bf16_tensor_cores
 from ..runtime import seed_everything
 from ..validate import require_number
 
@@ -126,7 +126,7 @@ class CapstoneConfig:
     min_lr_ratio: float = 0.1
     hybrid_adamw_lr: float | None = None  # AdamW part of the hybrid; None: adamw_lr
     muon_weight_decay: float | None = None  # both groups of the Muon runs (hybrids too); None: weight_decay
-    precision: str = "auto"  # "auto" (bf16 autocast on CUDA, fp32 elsewhere), "bf16" or "fp32"
+    precision: str = "auto"  # "auto" (autocast_dtype_for: bf16 or fp16 by GPU, else fp32), "bf16", "fp16", "fp32"
     compile: bool = False  # torch.compile the model (GPU; slow to start on a CPU)
     tokens_path: str | None = None  # another token dataset saved like the course's (datasets folder)
     max_eval_sequences: int | None = None  # evaluate on at most this many held-out sequences
@@ -190,7 +190,8 @@ class CapstoneConfig:
         settings of the GPT-2-small AdamW-vs-Muon run in the notes the course started from: global batch 480
         sequences (32 x 15 accumulation on one GPU); AdamW lr 6e-4, wd 0.1, betas (0.9, 0.95); hybrid: Muon lr
         0.02, momentum 0.95 on the hidden matrices, AdamW lr 3e-4 on the rest, no weight decay in either group;
-        2,000 warmup steps then cosine to 10%; bf16 autocast and SDPA attention on GPUs.
+        2,000 warmup steps then cosine to 10%; autocast on GPUs (``--precision auto``: bf16 on compute
+        capability 8.0+, fp16 + GradScaler on a T4) and SDPA attention.
 
         Not GPT-2 small's size: the vocabulary is the Llama 3 tokenizer's and the embedding and LM head are
         untied unless ``tie_embeddings=True``. With the full 128,256-id vocabulary (what a large token file
@@ -336,8 +337,9 @@ def make_optimizer(config: CapstoneConfig, model, optimizer_name: str, lr: float
       not orthogonalized) at ``lr``.
 
     torch.optim.AdamW uses its fused kernel on CPUs and CUDA GPUs (about 6x faster than foreach on the
-    full vocabulary on a CPU, benchmarks/). Newton–Schulz runs in bf16 on CUDA (as torch.optim.Muon
-    does) and in fp32 elsewhere (CPUs without native bf16 matmuls are faster, and more exact, in fp32)."""
+    full vocabulary on a CPU, benchmarks/). Newton–Schulz runs in bf16 on GPUs with bf16 tensor cores and
+    in fp32 elsewhere (a T4 emulates bf16; CPUs without native bf16 matmuls are faster, and more exact, in
+    fp32); torch.optim.Muon always uses bf16."""
     device_type = torch.device(device or "cpu").type
     adamw = dict(betas=config.betas, weight_decay=config.weight_decay)
     if optimizer_name in ("adamw", "torch_adamw"):
@@ -348,7 +350,8 @@ def make_optimizer(config: CapstoneConfig, model, optimizer_name: str, lr: float
         raise ValueError(f"Unknown optimizer {optimizer_name!r}; use one of {', '.join(OPTIMIZER_CLASS_NAMES)}")
     default = config.adamw_lr if optimizer_name == "muon_adamw_searched" else config.muon_lr
     lr = default if lr is None else lr
-    muon = dict(momentum=config.momentum, ns_dtype=torch.bfloat16 if device_type == "cuda" else torch.float32,
+    ns_dtype = torch.bfloat16 if has_bf16_tensor_cores(torch.device(device or "cpu")) else torch.float32
+    muon = dict(momentum=config.momentum, ns_dtype=ns_dtype,
                 weight_decay=config.weight_decay if config.muon_weight_decay is None else config.muon_weight_decay)
     if optimizer_name == "muon_all":
         return build_optimizer("Muon", model, lr=lr, **muon), lr

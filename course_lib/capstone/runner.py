@@ -21,7 +21,7 @@ from ..compute import device_peak_flops, memory_report, mfu, transformer_flops_p
 from ..data import SeekableBatchStream
 from ..distributed import DistContext, barrier, plan_batches, replicas_identical, wrap_model
 from ..i18n import tr
-from ..precision import autocast_dtype_for
+from ..precision import autocast_dtype_for, grad_scaler_for
 from ..runtime import describe_device, pick_device
 from ..train import StepPlan, TrainResult, validate_finite_weights, train
 from ..validate import require_number
@@ -72,11 +72,18 @@ def run_one(config: CapstoneConfig, train_set, optimizer_name: str, lr: float | 
     extra = {"config": asdict(config), "optimizer_name": optimizer_name, "lr": lr, "name": name,
              "world_size": ctx.world_size, "checkpoint_every": checkpoint_every}
 
+    autocast_dtype = autocast_dtype_for(device, config.precision)
+    scaler = grad_scaler_for(device, autocast_dtype)  # fp16 only
+    if scaler is not None and resume is not None and resume["extra"].get("grad_scaler"):
+        scaler.load_state_dict(resume["extra"]["grad_scaler"])  # the scale it had reached, not the initial one
+
     def save(step, res):
         validate_finite_weights(raw, step, name)  # never replace a good checkpoint by one holding NaN
         if ctx.is_main:
+            state = {**extra, "autocast_dtype": str(autocast_dtype),
+                     "grad_scaler": scaler.state_dict() if scaler is not None else None}
             save_checkpoint(checkpoint_path, model=raw, optimizer=optimizer, scheduler=scheduler, step=step,
-                            stream=stream, result=res, extra=extra)
+                            stream=stream, result=res, extra=state)
 
     def on_step(step, res):
         if checkpoint_path is not None and checkpoint_every and step % checkpoint_every == 0:
@@ -86,7 +93,7 @@ def run_one(config: CapstoneConfig, train_set, optimizer_name: str, lr: float | 
             os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
 
     plan = StepPlan(accum_steps=accum_steps, dist_context=ctx if ctx.enabled else None,
-                    autocast_dtype=autocast_dtype_for(device, config.precision))
+                    autocast_dtype=autocast_dtype, grad_scaler=scaler)
     result = train(model, optimizer, stream, config.steps, clip_norm=config.clip_norm, scheduler=scheduler,
                    val_dataset=val_set, eval_every=config.eval_every if val_set is not None else 0, device=device,
                    progress=progress, name=name, result=result, on_step=on_step, plan=plan)
@@ -358,6 +365,7 @@ def run_pair(config: CapstoneConfig, optimizers=("torch_adamw", "muon"), device=
     micro, accum = plan_batches(config.batch_size, ctx.world_size,
                                 max_micro_batch=config.max_micro_batch or config.batch_size)
     dtype = autocast_dtype_for(device, config.precision) or torch.float32
+    dtype = f"{dtype} + GradScaler" if dtype == torch.float16 else dtype
     n_params = parameter_count(config, data.vocab_size)
     log(tr(f"device: {describe_device(device)} x {ctx.world_size} process(es) | precision: {dtype} | "
            f"parameters: {n_params:,} | vocabulary: {config.vocab} ({data.vocab_size:,} ids)",

@@ -75,19 +75,30 @@ def _run(config, data, opt, path, monkeypatch=None, crash_at=None, resume=None):
             monkeypatch.undo()
 
 
-@pytest.mark.parametrize("opt", ["torch_adamw", "muon"])
-def test_resumed_run_equals_uninterrupted_run_bitwise(opt, data, tmp_path, monkeypatch):
-    config = CapstoneConfig(**TINY)
+@pytest.mark.parametrize("opt,precision", [("torch_adamw", "fp32"), ("muon", "fp32"), ("torch_adamw", "fp16")])
+def test_resumed_run_equals_uninterrupted_run_bitwise(opt, precision, data, tmp_path, monkeypatch):
+    """fp16 (what "auto" picks on a T4) also checkpoints its GradScaler and resumes it: a scaler that grows
+    every step ends at the same scale after a crash and resume as without one (a scaler restarted from its
+    initial scale would not)."""
+    if precision == "fp16":
+        monkeypatch.setattr(capstone.runner, "grad_scaler_for",
+                            lambda device, dtype: torch.amp.GradScaler("cpu", init_scale=2.0**8, growth_interval=1))
+    config = CapstoneConfig(**TINY, precision=precision)
     whole = _run(config, data, opt, tmp_path / "whole.pt")
     with pytest.raises(Crash):
         _run(config, data, opt, tmp_path / "crashed.pt", monkeypatch, crash_at=5)
     ckpt = load_checkpoint(tmp_path / "crashed.pt")
     assert ckpt["step"] == 4 and ckpt["data"]["position"] == 4 and ckpt["scheduler"]["last_epoch"] == 4
+    assert (ckpt["extra"]["grad_scaler"] is not None) == (precision == "fp16")
+    assert ckpt["extra"]["autocast_dtype"] == ("torch.float16" if precision == "fp16" else "None")
     torch.manual_seed(12345), random.seed(12345), np.random.seed(12345)  # the new process starts elsewhere
     resumed = _run(config, data, opt, tmp_path / "crashed.pt", resume=ckpt)
     for key in ("train_loss", "grad_norm", "lr", "val_steps", "val_loss", "tokens"):
         assert getattr(resumed, key) == getattr(whole, key), key
     (w_model, w_opt, _), (r_model, r_opt, _) = _final(tmp_path / "whole.pt"), _final(tmp_path / "crashed.pt")
+    if precision == "fp16":
+        w_scaler, r_scaler = (load_checkpoint(tmp_path / f)["extra"]["grad_scaler"] for f in ("whole.pt", "crashed.pt"))
+        assert w_scaler == r_scaler and w_scaler["scale"] != 2.0**8  # it grew, and the resumed run kept growing it
     assert all(torch.equal(w_model[k], r_model[k]) for k in w_model)
     for i in w_opt:
         for k, v in w_opt[i].items():

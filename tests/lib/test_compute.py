@@ -12,7 +12,7 @@ from course_lib.compute import (measured_training_bytes, mfu, optimizer_state_by
                                 training_memory_budget, transformer_flops_per_token)
 from course_lib.models import TransformerConfig, TransformerForCausalLM
 from course_lib.optim import AdamW, Lion, Muon, MuonWithAdamW, is_muon_param
-from course_lib.precision import autocast_dtype_for, lost_update_thresholds
+from course_lib.precision import autocast_dtype_for, grad_scaler_for, lost_update_thresholds
 
 CONFIG = TransformerConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                            num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=16)
@@ -129,7 +129,25 @@ def test_peak_table_and_precision():
     assert peak_flops("NVIDIA GeForce RTX 5090") == (
         None, "peak unknown for 'NVIDIA GeForce RTX 5090': MFU not reported")
     assert autocast_dtype_for(torch.device("cpu")) is None
-    assert autocast_dtype_for(torch.device("cuda")) is torch.bfloat16
-    assert autocast_dtype_for(torch.device("cuda"), "fp32") is None
+    assert autocast_dtype_for(torch.device("cpu"), "fp16") is torch.float16
     with pytest.raises(ValueError, match="'fp8'"):
         autocast_dtype_for(torch.device("cpu"), "fp8")
+
+
+@pytest.mark.parametrize("gpu,capability,auto", [("Tesla T4", (7, 5), torch.float16),
+                                                  ("Tesla V100", (7, 0), torch.float16),
+                                                  ("NVIDIA A100", (8, 0), torch.bfloat16),
+                                                  ("NVIDIA L4", (8, 9), torch.bfloat16),
+                                                  ("NVIDIA H100", (9, 0), torch.bfloat16),
+                                                  ("Tesla P100", (6, 0), None)])
+def test_auto_precision_follows_the_gpu(monkeypatch, gpu, capability, auto):
+    """auto: bf16 where the GPU has bf16 tensor cores (sm 8.0+), fp16 + GradScaler on a T4 or V100, whose
+    bf16 is emulated although torch.cuda.is_bf16_supported() says True, fp32 without tensor cores (P100);
+    the forced choices stay forced."""
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    cuda = torch.device("cuda")
+    assert autocast_dtype_for(cuda) is auto, gpu
+    assert autocast_dtype_for(cuda, "bf16") is torch.bfloat16 and autocast_dtype_for(cuda, "fp32") is None
+    assert autocast_dtype_for(cuda, "fp16") is torch.float16
+    scaler = grad_scaler_for(torch.device("cpu"), auto)  # a CPU scaler: this machine may have no GPU
+    assert (scaler is not None) == (auto is torch.float16)

@@ -81,9 +81,10 @@ def test_blockwise_ragged_shapes_and_validation():
         dequantize_blockwise(q, s[:1], (128, 128))
 
 
-@pytest.mark.skipif(not scaled_mm_available("cpu"), reason="torch._scaled_mm does not run on this CPU build")
 @pytest.mark.parametrize("rowwise", [False, True])
 def test_scaled_mm_matches_emulation(rowwise):
+    if not scaled_mm_available("cpu", rowwise=rowwise):
+        pytest.skip(f"torch._scaled_mm with {'row-wise' if rowwise else 'per-tensor'} scales does not run here")
     a, b = torch.randn(64, 96), torch.randn(48, 96)
     fn = quantize_rowwise if rowwise else quantize_per_tensor
     (qa, sa), (qb, sb) = fn(a), fn(b)
@@ -123,3 +124,32 @@ def test_swap_linears_shares_weights():
     names = swap_linears_to_fp8(model, skip=("2",))
     assert names == ["0"] and isinstance(model[0], FP8Linear) and model[0].weight is w0
     assert type(model[2]) is torch.nn.Linear
+
+
+def test_the_probe_asks_for_the_scales_it_will_be_given(monkeypatch):
+    """A build whose _scaled_mm takes per-tensor scales only (older torch releases assert this in their CPU
+    kernel): the per-tensor probe says yes, the row-wise probe says no, so notebook 05 emulates
+    the row-wise product instead of crashing. A build that returns wrong numbers is not trusted either."""
+    real = torch._scaled_mm
+
+    def per_tensor_only(a, b, scale_a, scale_b, **kwargs):
+        if scale_a.dim() or scale_b.dim():
+            raise RuntimeError("Now _scaled_mm only supports per-tensor scaling for CPU backend.")
+        return real(a, b, scale_a=scale_a, scale_b=scale_b, **kwargs)
+
+    monkeypatch.setattr(torch, "_scaled_mm", per_tensor_only)
+    assert scaled_mm_available("cpu", rowwise=True) is False
+    assert scaled_mm_available("cpu") is _runs_per_tensor(real)  # whatever this build does per tensor
+    monkeypatch.setattr(torch, "_scaled_mm", lambda a, b, **kwargs: torch.zeros(a.shape[0], b.shape[1]))
+    assert scaled_mm_available("cpu") is False and scaled_mm_available("cpu", rowwise=True) is False
+    monkeypatch.setattr(torch, "_scaled_mm", lambda *a, **k: (_ for _ in ()).throw(NotImplementedError("no fp8")))
+    assert scaled_mm_available("cpu") is False
+
+
+def _runs_per_tensor(scaled_mm_fn) -> bool:
+    try:
+        a = torch.ones(16, 16).to(torch.float8_e4m3fn)
+        one = torch.ones(())
+        return bool((scaled_mm_fn(a, a.t(), scale_a=one, scale_b=one, out_dtype=torch.float32) == 16).all())
+    except (RuntimeError, NotImplementedError):
+        return False

@@ -1,6 +1,7 @@
 """The training loop: it learns, it is deterministic, and it stops loudly on bad input or a NaN loss."""
 
 import copy
+import math
 
 import pytest
 import torch
@@ -170,3 +171,46 @@ def test_stopwatch_does_not_count_paused_time(monkeypatch):
         now[0] += 30.0  # evaluation: not training time
     now[0] += 1.0
     assert clock.stop() == 8.0
+
+
+def test_fp16_with_a_grad_scaler_learns_and_skips_an_overflowed_step():
+    """fp16 autocast + torch.amp.GradScaler (what precision "auto" picks on a T4): the run learns; a step
+    whose gradients overflow is skipped (weights unchanged, scale halved) instead of stopping the run, and
+    without a scaler the same overflow stops it before the update."""
+    model, ds = setup()
+    opt = build_optimizer("AdamW", model, lr=1e-2)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    plan = StepPlan(autocast_dtype=torch.float16, grad_scaler=scaler)
+    result = train(model, opt, batch_stream(ds, 8, seed=1), steps=30, plan=plan, progress=False)
+    assert result.train_loss[-1] < 0.5 * result.train_loss[0]
+
+    overflow = {"step": True}
+
+    def inf_once(grad):
+        if overflow["step"]:
+            overflow["step"] = False
+            return torch.full_like(grad, float("inf"))
+        return grad
+
+    handle = model.lm_head.weight.register_hook(inf_once)
+    before = [p.detach().clone() for p in model.parameters()]
+    scale = scaler.get_scale()
+    batch = next(batch_stream(ds, 8, seed=2))
+    loss, norm = train_step(model, opt, [batch], autocast_dtype=torch.float16, grad_scaler=scaler)
+    assert not math.isfinite(norm) and math.isfinite(loss)
+    assert all(torch.equal(b, p) for b, p in zip(before, model.parameters()))  # skipped
+    assert scaler.get_scale() == scale / 2
+    train_step(model, opt, [batch], autocast_dtype=torch.float16, grad_scaler=scaler)  # the next one updates
+    assert not all(torch.equal(b, p) for b, p in zip(before, model.parameters()))
+    overflow["step"] = True
+    with pytest.raises(FloatingPointError, match="gradient norm is inf"):
+        train_step(model, opt, [batch], autocast_dtype=torch.float16)
+    handle.remove()
+
+    # A divergence overflows every step: the scale halves each time, and below 1 the run stops loudly.
+    model.lm_head.weight.register_hook(lambda grad: torch.full_like(grad, float("nan")))
+    scaler = torch.amp.GradScaler("cpu", init_scale=4.0)
+    train_step(model, opt, [batch], autocast_dtype=torch.float16, grad_scaler=scaler)
+    train_step(model, opt, [batch], autocast_dtype=torch.float16, grad_scaler=scaler)  # scale 4 -> 2 -> 1
+    with pytest.raises(FloatingPointError, match="loss scale fell below 1 at step 3"):
+        train_step(model, opt, [batch], autocast_dtype=torch.float16, grad_scaler=scaler, step=3)
