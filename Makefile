@@ -18,7 +18,7 @@ XDIST_ENV = $(if $(filter-out 0,$(JOBS)),OMP_NUM_THREADS=1 MKL_NUM_THREADS=1)
 LAB_FLAGS ?= $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
 
 .PHONY: setup setup-dev check-python lab lint test test-unit test-notebooks compare compare-full student grade notebooks \
-	render benchmark clean
+	render benchmark gpu-check clean
 
 setup: $(STAMP)
 
@@ -99,6 +99,10 @@ notebooks: setup
 benchmark: setup
 	$(PY) benchmarks/bench_capstone.py
 	$(PY) benchmarks/bench_seed_call.py
+
+## on a machine with a CUDA GPU: every GPU path in a few minutes, figures into benchmarks/gpu_results.md
+gpu-check: setup
+	$(PY) benchmarks/gpu_check.py
 
 clean:
 	rm -rf $(VENV) student outputs .pytest_cache grades.csv grades_feedback

@@ -115,13 +115,10 @@ def relative_error(approx: torch.Tensor, exact: torch.Tensor) -> float:
 
 
 def scaled_mm_available(device="cpu", rowwise: bool = False, out_dtype: torch.dtype = torch.float32) -> bool:
-    """Whether ``torch._scaled_mm`` runs an E4M3 × E4M3 product on ``device`` in this torch build, with
-    per-tensor scales or, with ``rowwise``, one scale per row (what ``scaled_mm`` passes for
-    ``quantize_rowwise``), writing ``out_dtype``. What runs depends on the torch version and the device:
-    older releases took only per-tensor scales on a CPU (an internal assert in the CPU kernel; torch 2.13
-    takes both); CUDA needs an FP8 GPU (compute capability 8.9 or higher: L4, H100), and there row-wise
-    scales need a bf16 output unless the GPU is sm 9.0+ with a recent cuBLAS. The probe makes the call
-    itself and checks its result, so whatever fails here falls back to emulation in the caller."""
+    """Whether ``torch._scaled_mm`` runs an E4M3 × E4M3 product on ``device``, with per-tensor or (``rowwise``)
+    per-row scales, writing ``out_dtype``: it makes the call and checks the result. This varies: older torch
+    took only per-tensor scales on a CPU; CUDA needs compute capability 8.9+ (L4, H100), where row-wise
+    scales need a bf16 output unless sm 9.0+ with a recent cuBLAS. What fails here, the caller emulates."""
     try:
         a = torch.ones(16, 16, device=device).to(torch.float8_e4m3fn)
         if rowwise:

@@ -246,41 +246,30 @@ def underflow_fraction(values: torch.Tensor, dtype: torch.dtype, scale: float = 
 
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-BF16_TENSOR_CORES = (8, 0)  # compute capability of the first NVIDIA GPUs with bf16 tensor cores (A100)
-FP16_TENSOR_CORES = (7, 0)  # ... and with fp16 tensor cores (V100)
+BF16_TENSOR_CORES, FP16_TENSOR_CORES = (8, 0), (7, 0)  # the first NVIDIA GPUs with them: A100, V100
 
 
 def autocast_dtype_for(device: torch.device, precision: str = "auto") -> torch.dtype | None:
-    """The autocast dtype of a training run on ``device`` (None: no autocast, fp32).
-
-    ``auto``: bf16 on CUDA GPUs with bf16 tensor cores (compute capability 8.0 or higher: A100, L4, H100);
-    fp16 on compute capability 7.x (T4, V100), which has fp16 tensor cores but emulates bf16 in fp32, slowly
-    (``torch.cuda.is_bf16_supported()`` counts that emulation by default and answers True); fp32 on older
-    GPUs and elsewhere (CPU, MPS). ``bf16``, ``fp16`` and ``fp32`` force it. fp16's narrow range needs loss
-    scaling (``grad_scaler_for``; notebook 04)."""
+    """The autocast dtype of a training run on ``device`` (None: fp32). ``auto``: bf16 on CUDA GPUs with bf16
+    tensor cores (compute capability 8.0+: A100, L4, H100); fp16 on 7.x (T4, V100), which emulates bf16 in
+    fp32, slowly (``torch.cuda.is_bf16_supported()`` counts that emulation by default); fp32 elsewhere.
+    fp16's narrow range needs loss scaling (``grad_scaler_for``; notebook 04)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    device = torch.device(device)
-    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+    if precision != "auto":
+        return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}[precision]
+    if torch.device(device).type != "cuda":
         return None
-    if precision == "fp16":
-        return torch.float16
-    if precision == "bf16":
-        return torch.bfloat16
     capability = torch.cuda.get_device_capability(device)
-    if capability >= BF16_TENSOR_CORES:
-        return torch.bfloat16
-    return torch.float16 if capability >= FP16_TENSOR_CORES else None
+    return torch.bfloat16 if capability >= BF16_TENSOR_CORES else torch.float16 if capability >= FP16_TENSOR_CORES \
+        else None
 
 
 def has_bf16_tensor_cores(device: torch.device) -> bool:
     """True on CUDA GPUs of compute capability 8.0 or higher (A100, L4, H100, ...), False elsewhere."""
-    device = torch.device(device)
-    return device.type == "cuda" and torch.cuda.get_device_capability(device) >= BF16_TENSOR_CORES
+    return torch.device(device).type == "cuda" and torch.cuda.get_device_capability(device) >= BF16_TENSOR_CORES
 
 
 def grad_scaler_for(device: torch.device, autocast_dtype: torch.dtype | None):
     """A ``torch.amp.GradScaler`` when ``autocast_dtype`` is fp16 (its small range needs loss scaling), else None."""
-    if autocast_dtype != torch.float16:
-        return None
-    return torch.amp.GradScaler(torch.device(device).type)
+    return torch.amp.GradScaler(torch.device(device).type) if autocast_dtype == torch.float16 else None

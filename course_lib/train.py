@@ -90,8 +90,7 @@ class StepPlan:
       DistributedDataParallel: each batch is the *global* batch and this rank trains on its contiguous
       shard; the recorded loss is the mean over all ranks. Only rank 0 evaluates and shows progress.
     - ``autocast_dtype`` (e.g. ``torch.bfloat16`` on CUDA): forward passes under ``torch.autocast``.
-    - ``grad_scaler`` (a ``torch.amp.GradScaler``, for fp16): the loss is scaled before backward, the gradients
-      unscaled before clipping, and a step whose gradients overflowed is skipped (``train_step``).
+    - ``grad_scaler`` (``torch.amp.GradScaler``, for fp16): loss scaling as in ``train_step``.
     """
 
     accum_steps: int = 1
@@ -140,9 +139,8 @@ def accumulate_gradients(model: nn.Module, micro_batches, *, autocast_dtype: tor
     so the summed gradient is that of the mean loss over all the tokens, as for one big batch. Under
     DistributedDataParallel only the last backward all-reduces (``no_sync`` before it); DDP averages the
     ranks' gradients, which is the global mean when every rank has as many targets (equal shards). The
-    loss returned is the token-weighted mean over the ranks of ``dist_context``. With ``grad_scaler`` each
-    backward runs on the scaled loss (the gradients hold scale x their value until ``unscale_``).
-    """
+    loss returned is the token-weighted mean over the ranks of ``dist_context``. ``grad_scaler``: backward
+    runs on the scaled loss."""
     if not micro_batches:
         raise ValueError("micro_batches is empty")
     pairs = [mb if isinstance(mb, (tuple, list)) else (mb, mb) for mb in micro_batches]
@@ -181,19 +179,16 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, micro_batches
 
     Returns (loss, gradient norm before clipping). The gradients stay in ``p.grad``. Raises
     FloatingPointError before the update if the loss or the gradient norm is not finite (``step`` and
-    ``name`` only label that message), except with ``grad_scaler`` (fp16): there an overflowed gradient is
-    what loss scaling expects now and then, so the scaler skips the update and lowers its scale
-    (``GradScaler.step`` and ``update``, as in notebook 04's ``DynamicLossScaler``); a skipped step still
-    advances the LR schedule, as in torch's AMP recipe. If the scale falls below 1 the gradients overflow
-    even unscaled, which is a divergence, not an fp16 accident: FloatingPointError.
+    ``name`` only label that message). With ``grad_scaler`` (fp16) the gradients are unscaled before clipping
+    and an overflowed step is skipped and the scale lowered (``GradScaler.step``/``update``, notebook 04); the
+    LR schedule still advances, as in torch's AMP recipe. A scale below 1 is a divergence: FloatingPointError.
     """
     at = "" if step is None else f" at step {step}"
     optimizer.zero_grad(set_to_none=True)
     loss = accumulate_gradients(model, micro_batches, autocast_dtype=autocast_dtype, dist_context=dist_context,
                                 grad_scaler=grad_scaler)
     if not math.isfinite(loss):
-        fp16 = ("; under fp16 autocast an activation above 65504 overflows: try --precision bf16 or fp32"
-                if autocast_dtype == torch.float16 else "")
+        fp16 = "; an fp16 activation over 65504 overflows: try bf16" if autocast_dtype == torch.float16 else ""
         raise FloatingPointError(f"{name}: the loss is {loss}{at}; training stopped. Try a lower learning rate, "
                                  f"gradient clipping, or check the batch for bad data{fp16}.")
     params = [p for p in model.parameters() if p.requires_grad]
@@ -207,9 +202,8 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, micro_batches
         grad_scaler.step(optimizer)  # skipped when unscale_ found inf or NaN in the gradients
         grad_scaler.update()  # lower the scale after an overflow, raise it after a run of good steps
         if grad_scaler.get_scale() < 1.0:
-            raise FloatingPointError(f"{name}: the loss scale fell below 1{at}: the gradients overflow even "
-                                     "unscaled; training stopped. Try a lower learning rate, or --precision bf16 "
-                                     "or fp32.")
+            raise FloatingPointError(f"{name}: the loss scale fell below 1{at}: the gradients overflow even unscaled"
+                                     "; training stopped. Try a lower learning rate, or --precision bf16 or fp32.")
         return loss, norm
     if not math.isfinite(norm):
         raise FloatingPointError(
