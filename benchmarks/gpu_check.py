@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -66,7 +67,7 @@ def speed_cells(record: dict, opt: str) -> tuple[str, str, str, str]:
     speed, losses = run["throughput"], run["train_loss"]
     mfu = "—" if speed["mfu"] is None else f"{100 * speed['mfu']:.1f}%"
     step_s = run["seconds"] / len(losses)
-    finite = all(map(lambda v: v == v and abs(v) != float("inf"), losses))
+    finite = all(map(math.isfinite, losses))
     change = f"{losses[0]:.3f} → {losses[-1]:.3f}" + ("" if finite else " (not finite!)")
     return f"{speed['tokens_per_s']:,.0f}", mfu, f"{step_s:.3f}", change
 
@@ -124,7 +125,8 @@ def main(argv=None) -> int:
     steps = (lambda n: 2) if smoke else (lambda n: n)
     base = ["--quick"] if smoke else []
     rows, notes = [], []
-    work = Path(tempfile.mkdtemp(prefix="gpu_check_"))
+    scratch = tempfile.TemporaryDirectory(prefix="gpu_check_")  # the runs' own outputs, removed at the end
+    work = Path(scratch.name)
 
     def capstone_row(label, extra, n_steps, opts, timeout, launcher=None):
         out = work / label.replace(" ", "_").replace(",", "")
@@ -173,6 +175,7 @@ def main(argv=None) -> int:
                      "torchrun --standalone --nproc_per_node=2 -m course_lib.capstone --optimizers torch_adamw "
                      "--steps 50"))
     total = time.perf_counter() - started
+    scratch.cleanup()
 
     lines = [BEGIN, "",
              f"## GPU check: {'CPU smoke run, not GPU figures' if smoke else 'measured'} "

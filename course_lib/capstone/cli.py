@@ -12,7 +12,7 @@ from ..checkpoint import load_checkpoint
 from ..data import FULL_VOCAB_SIZE
 from ..distributed import DistContext, barrier, close_distributed, init_distributed
 from ..i18n import tr
-from ..precision import PRECISIONS, autocast_dtype_for
+from ..precision import PRECISIONS
 from ..runtime import validate_device, pick_device, quick_mode
 from .experiment import CONDITION_NAMES, CapstoneConfig, parameter_count, prepare_data
 from .figures import plot_capstone, plot_runs
@@ -191,12 +191,6 @@ def _main_resume(args, ckpt: dict, ctx: DistContext, device) -> int:
     if extra["world_size"] != ctx.world_size and ctx.is_main:
         warnings.warn(f"the checkpoint was written by {extra['world_size']} process(es), this run has "
                       f"{ctx.world_size}: same global batch, but sums happen in another order", stacklevel=2)
-    then, now = extra.get("autocast_dtype"), str(autocast_dtype_for(device, config.precision))
-    if then is not None and then != now and ctx.is_main:
-        warnings.warn(tr(f"the checkpoint trained with autocast {then}, this machine picks {now} "
-                         f"(--precision {config.precision}): the arithmetic changes from here on",
-                         f"체크포인트는 autocast {then}로 학습했고 이 머신은 {now}를 고릅니다"
-                         f"(--precision {config.precision}). 여기서부터 연산이 달라집니다"), stacklevel=2)
     log = print if ctx.is_main else (lambda *a, **k: None)
     step, pos, epoch = ckpt["step"], ckpt["data"]["position"], ckpt["data"]["epoch"]
     log(tr(f"resuming {extra['name']} from {args.resume} at step {step} of {config.steps} "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -74,8 +75,15 @@ def run_one(config: CapstoneConfig, train_set, optimizer_name: str, lr: float | 
 
     autocast_dtype = autocast_dtype_for(device, config.precision)
     scaler = grad_scaler_for(device, autocast_dtype)  # fp16 only
-    if scaler is not None and resume is not None and resume["extra"].get("grad_scaler"):
-        scaler.load_state_dict(resume["extra"]["grad_scaler"])  # the scale it had reached, not the initial one
+    if resume is not None:
+        then = resume["extra"].get("autocast_dtype")
+        if then is not None and then != str(autocast_dtype) and ctx.is_main:
+            warnings.warn(tr(f"{name}: the checkpoint trained with autocast {then}, this machine picks "
+                             f"{autocast_dtype} (--precision {config.precision}): the arithmetic changes from here on",
+                             f"{name}: 체크포인트는 autocast {then}로 학습했고 이 머신은 {autocast_dtype}를 고릅니다"
+                             f"(--precision {config.precision}). 여기서부터 연산이 달라집니다"), stacklevel=2)
+        if scaler is not None and resume["extra"].get("grad_scaler"):
+            scaler.load_state_dict(resume["extra"]["grad_scaler"])  # the scale it had reached, not the initial one
 
     def save(step, res):
         validate_finite_weights(raw, step, name)  # never replace a good checkpoint by one holding NaN

@@ -105,6 +105,16 @@ def test_resumed_run_equals_uninterrupted_run_bitwise(opt, precision, data, tmp_
             assert torch.equal(torch.as_tensor(v), torch.as_tensor(r_opt[i][k])), (i, k)
 
 
+def test_a_resume_in_another_precision_says_so(data, tmp_path):
+    """A run resumed where --precision picks another autocast dtype (a bf16 run moved to a T4, say) warns,
+    naming both, instead of changing the arithmetic silently."""
+    config = CapstoneConfig(**TINY)
+    _run(config, data, "torch_adamw", tmp_path / "fp32.pt")
+    ckpt = load_checkpoint(tmp_path / "fp32.pt")
+    with pytest.warns(UserWarning, match="checkpoint trained with autocast None, this machine picks torch.float16"):
+        _run(CapstoneConfig(**TINY, precision="fp16"), data, "torch_adamw", tmp_path / "fp32.pt", resume=ckpt)
+
+
 @pytest.mark.parametrize("break_it", ["data position", "rng", "scheduler"])
 def test_resume_check_has_teeth(break_it, data, tmp_path, monkeypatch):
     """Restoring all but one piece of the state gives different numbers, so the test above can fail."""
